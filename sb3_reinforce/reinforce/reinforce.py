@@ -465,7 +465,7 @@ class REINFORCE(OnPolicyAlgorithm):
         elif self.uses_value_function:
             assert values is not None
             advantages = psi if self.return_estimator == "gae" else psi - values
-            self._baseline_explained_variance = float(explained_variance(values[valid], value_targets[valid]))
+            self._baseline_explained_variance = _explained_variance(values[valid], value_targets[valid])
         else:
             assert self.fitted_baseline is not None
             rows, envs = np.nonzero(valid)
@@ -477,7 +477,7 @@ class REINFORCE(OnPolicyAlgorithm):
             baseline_values[rows, envs] = self.fitted_baseline.predict(features)
             self.fitted_baseline.fit(features, psi[rows, envs])
             advantages = psi - baseline_values
-            self._baseline_explained_variance = float(explained_variance(baseline_values[valid], psi[valid]))
+            self._baseline_explained_variance = _explained_variance(baseline_values[valid], psi[valid])
 
         buffer.valid = valid
         buffer.advantages = advantages
@@ -594,6 +594,11 @@ class REINFORCE(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _explained_variance(predicted: np.ndarray, targets: np.ndarray) -> float | None:
+    """SB3's explained variance of a baseline, or None for fewer than two samples."""
+    return float(explained_variance(predicted, targets)) if len(targets) > 1 else None
 
 
 def _is_float_space(space: spaces.Space) -> bool:

@@ -1,0 +1,48 @@
+"""Bad input fails at construction with a ValueError naming the argument, the value and the allowed values."""
+
+import pytest
+from stable_baselines3.common.envs import FakeImageEnv
+
+from sb3_reinforce import REINFORCE
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(return_estimator="td"), r"return_estimator='td'.*'total', 'reward_to_go', 'gae'"),
+        (dict(baseline="optimal_value"), r"baseline='optimal_value'.*None, 'mean', 'value', 'linear'"),
+        (dict(batch_mode="trajectories"), r"batch_mode='trajectories'.*'steps', 'episodes'"),
+        (dict(return_estimator="gae", baseline=None), r"return_estimator='gae'.*baseline=None.*baseline='value'"),
+        (dict(return_estimator="gae", baseline="linear"), r"return_estimator='gae'.*baseline='linear'"),
+        (dict(gamma=1.5), r"gamma=1.5.*\[0, 1\]"),
+        (dict(gamma=-0.1), r"gamma=-0.1.*\[0, 1\]"),
+        (dict(gae_lambda=2.0), r"gae_lambda=2.0.*\[0, 1\]"),
+        (dict(n_steps=0), r"n_steps=0.*positive integers"),
+        (dict(n_steps=-5), r"n_steps=-5.*positive integers"),
+        (dict(n_steps=2.5), r"n_steps=2.5.*positive integers"),
+        (dict(n_episodes=0), r"n_episodes=0.*positive integers"),
+        (dict(n_value_epochs=-1), r"n_value_epochs=-1.*non-negative integers"),
+        (dict(discount_score="yes"), r"discount_score='yes'.*True, False"),
+        (dict(ent_coef=-0.1), r"ent_coef=-0.1.*>= 0"),
+        (dict(vf_coef=float("nan")), r"vf_coef=nan.*>= 0"),
+        (dict(max_grad_norm=0.0), r"max_grad_norm=0.0.*> 0"),
+        (dict(learning_rate=0.0), r"learning_rate=0.0.*> 0"),
+        (dict(learning_rate=float("inf")), r"learning_rate=inf"),
+        (dict(rollout_buffer_class=dict), r"rollout_buffer_class=<class 'dict'>.*ReinforceRolloutBuffer"),
+        (dict(n_steps=1, normalize_advantage=True), r"normalize_advantage=True.*n_steps=1.*n_envs=1"),
+    ],
+)
+def test_invalid_arguments_raise_before_training(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        REINFORCE("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+def test_linear_baseline_rejects_images():
+    with pytest.raises(ValueError, match=r"baseline='linear'.*image.*None, 'mean', 'value'"):
+        REINFORCE("CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36), baseline="linear")
+
+
+def test_valid_edge_values_are_accepted():
+    REINFORCE("MlpPolicy", "CartPole-v1", gamma=0.0, gae_lambda=1.0, n_value_epochs=0, max_grad_norm=float("inf"))
+    REINFORCE("MlpPolicy", "CartPole-v1", gamma=1, n_steps=1, normalize_advantage=False)
+    REINFORCE("MlpPolicy", "CartPole-v1", batch_mode="episodes", n_episodes=1, n_steps=1)

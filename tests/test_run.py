@@ -1,0 +1,236 @@
+"""The SB3 contract: callbacks, VecEnvs, VecNormalize, seeding, progress bar, logging; and the rollout hot path."""
+
+import glob
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback, StopTrainingOnMaxEpisodes
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
+from sb3_reinforce import REINFORCE
+
+
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_callbacks_and_early_stop(tmp_path, batch_mode):
+    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=1)
+    callbacks = [
+        CheckpointCallback(save_freq=100, save_path=str(tmp_path / "ckpt"), name_prefix="rl_model"),
+        EvalCallback(eval_env, eval_freq=100, n_eval_episodes=2, log_path=str(tmp_path / "eval")),
+        StopTrainingOnMaxEpisodes(max_episodes=30),
+    ]
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, batch_mode=batch_mode, n_episodes=2, seed=0)
+    model.learn(10_000, callback=callbacks)
+    # Stopped early by StopTrainingOnMaxEpisodes, long before 10k steps.
+    assert model.num_timesteps < 10_000
+    assert os.path.exists(tmp_path / "eval" / "evaluations.npz")
+    assert glob.glob(str(tmp_path / "ckpt" / "rl_model_*.zip"))
+
+
+class CountingCallback(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = {"rollout_start": 0, "step": 0, "rollout_end": 0, "training_start": 0, "training_end": 0}
+
+    def _on_training_start(self) -> None:
+        self.calls["training_start"] += 1
+
+    def _on_rollout_start(self) -> None:
+        self.calls["rollout_start"] += 1
+
+    def _on_step(self) -> bool:
+        self.calls["step"] += 1
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.calls["rollout_end"] += 1
+
+    def _on_training_end(self) -> None:
+        self.calls["training_end"] += 1
+
+
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_callback_hooks_are_called_per_env_step(batch_mode):
+    callback = CountingCallback()
+    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=32, batch_mode=batch_mode, n_episodes=3)
+    model.learn(500, callback=callback)
+    assert callback.calls["step"] * 2 == model.num_timesteps
+    assert callback.calls["rollout_start"] == callback.calls["rollout_end"] == model._n_updates
+    assert callback.calls["training_start"] == callback.calls["training_end"] == 1
+
+
+def test_stop_from_on_step_stops_mid_rollout():
+    class StopAt(BaseCallback):
+        def _on_step(self) -> bool:
+            return self.num_timesteps < 10
+
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64)
+    model.learn(1000, callback=StopAt())
+    assert model.num_timesteps == 10
+    assert model._n_updates == 0
+
+
+@pytest.mark.parametrize("baseline", [None, "value"])
+def test_vec_normalize(baseline):
+    env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, seed=0), gamma=0.9)
+    model = REINFORCE("MlpPolicy", env, n_steps=64, gamma=0.9, baseline=baseline, seed=0).learn(512)
+    assert model.get_vec_normalize_env() is env
+    assert env.obs_rms.count > 512  # statistics were updated during training
+
+
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_subproc_vec_env(batch_mode):
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        model = REINFORCE("MlpPolicy", env, n_steps=32, batch_mode=batch_mode, n_episodes=2, seed=0).learn(300)
+        assert model.num_timesteps >= 300
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(baseline="linear", batch_mode="episodes"), dict(baseline=None)])
+def test_same_seed_same_result(kwargs):
+    def train() -> np.ndarray:
+        model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), n_steps=64, seed=42, **kwargs).learn(1000)
+        return th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().numpy()
+
+    np.testing.assert_array_equal(train(), train())
+
+
+def test_different_seeds_differ():
+    results = [
+        th.nn.utils.parameters_to_vector(REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, seed=s).learn(256).policy.parameters())
+        for s in (0, 1)
+    ]
+    assert not th.allclose(results[0], results[1])
+
+
+def test_progress_bar():
+    REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64).learn(256, progress_bar=True)
+
+
+def test_tensorboard_logs(tmp_path):
+    model = REINFORCE("MlpPolicy", "Pendulum-v1", n_steps=64, tensorboard_log=str(tmp_path), seed=0)
+    model.learn(512, tb_log_name="run")
+    event_files = glob.glob(str(tmp_path / "run_1" / "events.out.tfevents.*"))
+    assert event_files
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(event_files[0])
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for key in ["train/policy_loss", "train/value_loss", "train/entropy_loss", "train/explained_variance",
+                "train/approx_kl", "train/std", "train/grad_norm", "rollout/ep_rew_mean", "rollout/discarded_steps"]:
+        assert key in tags, key
+
+
+@pytest.mark.parametrize("baseline", [None, "mean", "linear", "value"])
+def test_logged_keys(tmp_path, baseline):
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, baseline=baseline, seed=0)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(1024)
+    import pandas as pd
+
+    columns = set(pd.read_csv(tmp_path / "progress.csv").columns)
+    expected = {"train/policy_loss", "train/entropy_loss", "train/approx_kl", "train/grad_norm", "train/learning_rate",
+                "rollout/ep_rew_mean", "rollout/discarded_steps", "time/fps"}
+    assert expected <= columns
+    assert ("train/value_loss" in columns) == (baseline == "value")
+    assert ("train/explained_variance" in columns) == (baseline is not None)
+
+
+def test_approx_kl_is_measured_after_the_update():
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=128, learning_rate=1e-2, seed=0).learn(512)
+    assert model.logger.name_to_value["train/approx_kl"] > 0
+
+
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+@pytest.mark.parametrize("baseline", [None, "mean", "linear"])
+def test_no_value_forward_pass_without_value_baseline(monkeypatch, batch_mode, baseline):
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, batch_mode=batch_mode, baseline=baseline, n_episodes=2)
+    critic_before = [p.detach().clone() for p in model.policy.value_net.parameters()]
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the value head was evaluated")
+
+    monkeypatch.setattr(model.policy, "predict_values", forbidden)
+    monkeypatch.setattr(model.policy, "forward", forbidden)
+    monkeypatch.setattr(model.policy, "evaluate_actions", forbidden)
+    monkeypatch.setattr(model.policy.mlp_extractor, "forward_critic", forbidden)
+    model.learn(512)
+    for before, after in zip(critic_before, model.policy.value_net.parameters(), strict=True):
+        assert th.equal(before, after), "the value head was trained"
+
+
+def test_set_env_and_continue():
+    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), n_steps=32).learn(128)
+    model.set_env(make_vec_env("CartPole-v1", n_envs=2, seed=3))
+    model.learn(128, reset_num_timesteps=False)
+    assert model.num_timesteps >= 256
+
+
+class NaNEnv(gym.Env):
+    """Finite for ``bad_step`` steps, then returns a NaN reward or observation."""
+
+    def __init__(self, what: str, bad_step: int = 5) -> None:
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.what, self.bad_step, self.t = what, bad_step, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs, reward = np.zeros(4, np.float32), 1.0
+        if self.t >= self.bad_step:
+            if self.what == "reward":
+                reward = float("inf")
+            else:
+                obs[1] = np.nan
+        return obs, reward, False, False, {}
+
+
+@pytest.mark.parametrize("what", ["reward", "observation"])
+def test_non_finite_env_output_stops_training(what):
+    env = DummyVecEnv([lambda: gym.make("CartPole-v1"), lambda: NaNEnv(what)])
+    model = REINFORCE("MlpPolicy", env, n_steps=16)
+    with pytest.raises(ValueError, match=rf"Env 1 returned a non-finite {what}.*step 4 of the rollout"):
+        model.learn(1000)
+
+
+def test_non_finite_loss_stops_training():
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=32, seed=0)
+    with th.no_grad():
+        model.policy.action_net.weight.fill_(float("nan"))
+    with pytest.raises((FloatingPointError, ValueError)):
+        model.learn(64)
+
+
+def test_learning_rate_schedule():
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, learning_rate=lambda progress: 1e-3 * progress).learn(640)
+    assert model.logger.name_to_value["train/learning_rate"] < 1e-3 / 2
+
+
+def test_episodes_mode_logs_discarded_fraction():
+    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4), batch_mode="episodes", n_episodes=6, seed=0)
+    model.learn(1000)
+    assert 0.0 <= model._discarded_fraction < 1.0
+    assert model._n_updates > 0
+
+
+def test_learns_cartpole_quickly():
+    """A quick learning smoke test: 20k steps of the defaults take CartPole well above the untrained policy."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    model = REINFORCE("MlpPolicy", "CartPole-v1", seed=0)
+    before, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=10, deterministic=True)
+    model.learn(20_000)
+    after, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=10, deterministic=True)
+    assert before < 30
+    assert after > 60

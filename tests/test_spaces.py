@@ -1,0 +1,119 @@
+"""learn/predict on every action and observation space REINFORCE supports, with every baseline."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
+from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
+
+from sb3_reinforce import REINFORCE
+
+
+class DiscreteObsEnv(gym.Env):
+    """A chain with Discrete observations, reward 1 for action 1."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Discrete(4)
+        self.action_space = spaces.Discrete(2)
+        self.state = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = 0
+        return self.state, {}
+
+    def step(self, action):
+        self.state = min(self.state + 1, 3)
+        return self.state, float(action), self.state == 3, False, {}
+
+
+ACTION_ENVS = {
+    "Discrete": lambda: IdentityEnv(4, ep_length=10),
+    "Box": lambda: IdentityEnvBox(ep_length=10),
+    "MultiDiscrete": lambda: IdentityEnvMultiDiscrete(3, ep_length=10),
+    "MultiBinary": lambda: IdentityEnvMultiBinary(3, ep_length=10),
+}
+
+
+@pytest.mark.parametrize("action_space", list(ACTION_ENVS))
+@pytest.mark.parametrize("baseline", [None, "mean", "value", "linear"])
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_action_spaces(action_space, baseline, batch_mode):
+    env = make_vec_env(ACTION_ENVS[action_space], n_envs=2, seed=0)
+    model = REINFORCE("MlpPolicy", env, n_steps=16, n_episodes=3, batch_mode=batch_mode, baseline=baseline, seed=0)
+    model.learn(200)
+    obs = env.reset()
+    action, _ = model.predict(obs, deterministic=True)
+    assert env.action_space.contains(action[0])
+
+
+@pytest.mark.parametrize("baseline", [None, "value", "linear"])
+def test_discrete_observations(baseline):
+    model = REINFORCE("MlpPolicy", DiscreteObsEnv(), n_steps=16, baseline=baseline, seed=0).learn(100)
+    assert model.predict(0)[0] in (0, 1)
+
+
+@pytest.mark.parametrize("baseline", [None, "value", "mean"])
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_image_observations_cnn(baseline, batch_mode):
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    model = REINFORCE(
+        "CnnPolicy",
+        env,
+        n_steps=8,
+        n_episodes=1,
+        batch_mode=batch_mode,
+        baseline=baseline,
+        policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)),
+        seed=0,
+    )
+    model.learn(32)
+    assert model.rollout_buffer.observations.dtype == np.uint8  # type: ignore[union-attr]
+
+
+class VectorDictEnv(gym.Env):
+    """Dict observations without images: a Box, a Discrete and a MultiBinary entry."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Dict(
+            {"pos": spaces.Box(-1, 1, (2,), np.float32), "room": spaces.Discrete(3), "flags": spaces.MultiBinary(2)}
+        )
+        self.action_space = spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), float(action), self.t >= 5, False, {}
+
+
+@pytest.mark.parametrize("baseline", [None, "value", "linear"])
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_dict_observations(baseline, batch_mode):
+    env = VectorDictEnv()
+    model = REINFORCE("MultiInputPolicy", env, n_steps=16, n_episodes=2, batch_mode=batch_mode, baseline=baseline, seed=0)
+    model.learn(64)
+    obs, _ = env.reset()
+    model.predict(obs)
+
+
+@pytest.mark.parametrize("baseline", [None, "value"])
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_dict_observations_with_image(baseline, batch_mode):
+    env = SimpleMultiObsEnv(random_start=True)
+    model = REINFORCE("MultiInputPolicy", env, n_steps=16, n_episodes=2, batch_mode=batch_mode, baseline=baseline, seed=0)
+    model.learn(64)
+    obs, _ = env.reset()
+    model.predict(obs)
+
+
+@pytest.mark.parametrize("use_sde", [False, True])
+def test_continuous_gsde(use_sde):
+    model = REINFORCE("MlpPolicy", "Pendulum-v1", n_steps=32, use_sde=use_sde, sde_sample_freq=4, seed=0).learn(128)
+    assert "train/std" in model.logger.name_to_value or model.num_timesteps >= 128
