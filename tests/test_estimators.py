@@ -210,7 +210,9 @@ def test_discount_score_weights_are_gamma_to_the_episode_step(gamma):
     run_rollouts(model, 2)
     buffer = model.rollout_buffer
     lengths = [spec[0] for spec in ENV_SPECS]
-    k = np.array([[round(env.records[e][len(env.records[e]) - 9 + t]["obs"][0] * lengths[e]) for e in range(3)] for t in range(9)])
+    k = np.array(
+        [[round(env.records[e][len(env.records[e]) - 9 + t]["obs"][0] * lengths[e]) for e in range(3)] for t in range(9)]
+    )
     assert buffer.score_weights is not None
     np.testing.assert_allclose(buffer.score_weights, gamma**k)
 
@@ -299,7 +301,9 @@ def test_sgd_update_follows_the_seeds_estimator(kwargs):
         baseline_values = np.zeros_like(psi)
     lengths = [spec[0] for spec in ENV_SPECS]
 
-    actor = {name: p for name, p in model.policy.named_parameters() if not name.startswith(("value_net", "mlp_extractor.value"))}
+    actor = {
+        name: p for name, p in model.policy.named_parameters() if not name.startswith(("value_net", "mlp_extractor.value"))
+    }
     before = {name: p.detach().clone() for name, p in actor.items()}
     grad_sum = {name: th.zeros_like(p) for name, p in actor.items()}
     n_valid = 0

@@ -135,7 +135,9 @@ def test_worked_example_of_the_docstring():
     rewards = np.array([[1.0], [2.0], [4.0]])
     dones = np.array([[False], [False], [True]])
     np.testing.assert_allclose(ret.reward_to_go(rewards, dones, None, 0.5)[:, 0], [1 + 1 + 1, 2 + 2, 4])
-    np.testing.assert_array_equal(ret.episode_timesteps(np.array([[0], [1], [0], [0]], dtype=bool), np.array([2]))[:, 0], [2, 3, 0, 1])
+    np.testing.assert_array_equal(
+        ret.episode_timesteps(np.array([[0], [1], [0], [0]], dtype=bool), np.array([2]))[:, 0], [2, 3, 0, 1]
+    )
 
 
 def test_long_episode_total_return_is_finite():

@@ -32,12 +32,25 @@ def test_save_load_round_trip(tmp_path, kwargs):
     loaded = REINFORCE.load(tmp_path / "model.zip", env=make_vec_env("CartPole-v1", n_envs=2))
     np.testing.assert_array_equal(params(model), params(loaded))
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], actions)
-    for key in ["batch_mode", "n_episodes", "return_estimator", "baseline", "discount_score", "gamma", "n_value_epochs", "n_steps"]:
+    for key in [
+        "batch_mode",
+        "n_episodes",
+        "return_estimator",
+        "baseline",
+        "discount_score",
+        "gamma",
+        "n_value_epochs",
+        "n_steps",
+    ]:
         assert getattr(loaded, key) == getattr(model, key), key
     assert loaded.num_timesteps == model.num_timesteps
     assert loaded._n_updates == model._n_updates
     # Optimizer state (Adam's moments) survives.
-    for a, b in zip(model.policy.optimizer.state_dict()["state"].values(), loaded.policy.optimizer.state_dict()["state"].values(), strict=True):
+    for a, b in zip(
+        model.policy.optimizer.state_dict()["state"].values(),
+        loaded.policy.optimizer.state_dict()["state"].values(),
+        strict=True,
+    ):
         th.testing.assert_close(a["exp_avg"], b["exp_avg"])
     if kwargs["baseline"] == "linear":
         assert isinstance(loaded.fitted_baseline, LinearFeatureBaseline)

@@ -128,7 +128,8 @@ class ReinforceRolloutBuffer(BaseBuffer):
             for key, value in obs.items():
                 self.observations[key][self.pos] = value.reshape(self.observations[key].shape[1:])
         else:
-            self.observations[self.pos] = obs.reshape(self.observations.shape[1:])  # type: ignore[union-attr]
+            assert isinstance(self.observations, np.ndarray)
+            self.observations[self.pos] = obs.reshape(self.observations.shape[1:])
         self.actions[self.pos] = action.reshape(self.n_envs, self.action_dim)
         self.rewards[self.pos] = reward
         self.dones[self.pos] = done

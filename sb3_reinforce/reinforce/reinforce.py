@@ -1,4 +1,4 @@
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -8,7 +8,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
@@ -206,8 +206,8 @@ class REINFORCE(OnPolicyAlgorithm):
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
 
-        buffer_class = self.rollout_buffer_class or ReinforceRolloutBuffer
-        self.rollout_buffer = buffer_class(  # type: ignore[assignment]
+        buffer_class = cast(type[ReinforceRolloutBuffer], self.rollout_buffer_class or ReinforceRolloutBuffer)
+        self.rollout_buffer = buffer_class(
             self.n_steps,
             self.observation_space,
             self.action_space,
@@ -313,8 +313,6 @@ class REINFORCE(OnPolicyAlgorithm):
 
         callback.on_rollout_start()
         n_steps = 0
-        new_obs = self._last_obs
-        dones = self._last_episode_starts
         while included.any() if included is not None else n_steps < n_rollout_steps:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(n_envs)
@@ -359,7 +357,7 @@ class REINFORCE(OnPolicyAlgorithm):
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
 
-        self._process_rollout(new_obs)  # type: ignore[arg-type]
+        self._process_rollout(self._last_obs)  # type: ignore[arg-type]
 
         callback.update_locals(locals())
         callback.on_rollout_end()
@@ -432,8 +430,8 @@ class REINFORCE(OnPolicyAlgorithm):
             if not episodes_mode:
                 last_values = self._predict_values(last_obs)
             if buffer.truncations:
-                rows, envs, terminal = zip(*buffer.truncations, strict=True)
-                rewards[list(rows), list(envs)] += self.gamma * self._predict_values(_stack_observations(terminal))
+                cut_rows, cut_envs, terminal = zip(*buffer.truncations, strict=True)
+                rewards[list(cut_rows), list(cut_envs)] += self.gamma * self._predict_values(_stack_observations(terminal))
             buffer.values = values
 
         timesteps = ret.episode_timesteps(dones, self._episode_start_steps)
