@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -28,6 +29,17 @@ def train_and_evaluate(seed: int, timesteps: int, eval_episodes: int, env_id: st
     eval_env = make_vec_env(env_id, n_envs=1, seed=10_000 + seed)
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True)
     return dict(seed=seed, timesteps=model.num_timesteps, eval_mean=float(mean), eval_std=float(std), train_seconds=train_seconds)
+
+
+def machine_description() -> str:
+    """CPU model, core count and OS, for the record of where a figure was measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            cpu = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, torch {torch.__version__}"
 
 
 def main() -> None:
@@ -49,7 +61,7 @@ def main() -> None:
         results = [train_and_evaluate(*job) for job in jobs]
 
     date = datetime.date.today().isoformat()
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    machine = machine_description()
     print(f"REINFORCE {__version__} defaults on {args.env}, {args.timesteps} steps, {date}, {machine}")
     print(f"{'seed':>4} {'eval mean':>10} {'eval std':>9} {'train s':>8}")
     for r in results:
