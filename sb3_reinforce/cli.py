@@ -1,0 +1,55 @@
+"""
+``sb3-reinforce`` (also ``python -m sb3_reinforce``): the RL Zoo's commands with REINFORCE registered.
+
+    sb3-reinforce train --algo reinforce --env CartPole-v1     # uses the package's zoo_configs/reinforce.yml
+    sb3-reinforce train --algo ppo --env CartPole-v1           # every zoo algorithm, with the zoo's own configs
+    sb3-reinforce enjoy --algo reinforce --env CartPole-v1 -f logs/
+    sb3-reinforce plot_train | all_plots | plot_from_file ...
+
+Every flag of the zoo's commands works as in the zoo (``-n``, ``--seed``, ``-f``, ``--eval-freq``, ``-params``,
+``-conf``, ``--vec-env``, ``-P``, ``--track``, ``-optimize``, ``--n-trials``, ``--n-jobs``, ``--storage``,
+``--study-name``, ...).
+"""
+
+import importlib
+import sys
+from collections.abc import Callable
+
+from sb3_reinforce import zoo
+
+
+# command -> (module, function): imported on use, so that `train` does not need the plotting dependencies loaded.
+ZOO_COMMANDS = {
+    "train": ("rl_zoo3.train", "train"),
+    "enjoy": ("rl_zoo3.enjoy", "enjoy"),
+    "plot_train": ("rl_zoo3.plots.plot_train", "plot_train"),
+    "plot_from_file": ("rl_zoo3.plots.plot_from_file", "plot_from_file"),
+    "all_plots": ("rl_zoo3.plots.all_plots", "all_plots"),
+}
+
+
+def _command(name: str) -> Callable[[], None]:
+    module, function = ZOO_COMMANDS[name]
+    return getattr(importlib.import_module(module), function)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch ``sb3-reinforce COMMAND [zoo flags...]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        print("commands:", ", ".join(ZOO_COMMANDS))
+        return
+    command, rest = args[0], args[1:]
+    if command not in ZOO_COMMANDS:
+        raise SystemExit(f"sb3-reinforce: unknown command {command!r}; allowed: {', '.join(ZOO_COMMANDS)}")
+    zoo.register()
+    if command == "train" and zoo.uses_default_config(rest):
+        rest += ["--conf-file", zoo.default_config_path()]
+    # The zoo's commands parse sys.argv themselves.
+    sys.argv = [f"sb3-reinforce {command}", *rest]
+    _command(command)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""
+RL Baselines3 Zoo plugin: registers REINFORCE as ``--algo reinforce`` with its own hyperparameter file, its Optuna
+sampler and converter, and Weights & Biases tracking of the model's hyperparameters and final files.
+
+Registration mutates the zoo's own registries (``rl_zoo3.ALGOS``, ``HYPERPARAMS_SAMPLER``,
+``HYPERPARAMS_CONVERTER``), which every zoo module shares by reference, so that every zoo command and every other
+zoo algorithm keep working unchanged.
+"""
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import optuna
+import rl_zoo3
+import rl_zoo3.hyperparams_opt
+import rl_zoo3.train
+import rl_zoo3.utils
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_reinforce.reinforce import REINFORCE
+
+ALGO_NAME = "reinforce"
+
+
+def default_config_path() -> str:
+    """Path of the package's ``reinforce.yml`` (the repository's ``zoo_configs/``, shipped inside the wheel)."""
+    return str(resources.files("sb3_reinforce.zoo_configs").joinpath("reinforce.yml"))
+
+
+def convert_reinforce_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """
+    Turn the values an Optuna trial sampled (``trial.params``) into REINFORCE constructor arguments.
+
+    Shares the zoo's on-policy conversion (``one_minus_gamma``, ``one_minus_gae_lambda``, ``net_arch``,
+    ``activation_fn``, ``n_steps_pow``) and adds REINFORCE's own: ``baseline="none"`` becomes ``None``, and
+    ``return_estimator="gae"`` implies ``baseline="value"``.
+    """
+    params = dict(sampled_params)
+    params.setdefault("one_minus_gae_lambda", 0.05)
+    if params.get("return_estimator") == "gae":
+        params["baseline"] = "value"
+    if params.get("baseline") == "none":
+        params["baseline"] = None
+    return convert_onpolicy_params(params)
+
+
+def sample_reinforce_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """
+    Optuna sampler of REINFORCE's hyperparameters: return estimator, baseline, batch mode and size, learning
+    rate, gamma, GAE lambda, advantage normalisation, entropy, value-function fitting, clipping, network.
+
+    Parameters that only matter for some choices have names of their own (``n_steps_pow`` for step batches,
+    ``n_episodes`` for episode batches, ``baseline`` unless the estimator is GAE, ...), so that each name always has
+    the same set of choices, as Optuna's samplers require.
+    """
+    sampled: dict[str, Any] = {}
+    estimator = trial.suggest_categorical("return_estimator", ["reward_to_go", "gae", "total"])
+    sampled["return_estimator"] = estimator
+    if estimator == "gae":
+        baseline = "value"
+        sampled["one_minus_gae_lambda"] = trial.suggest_float("one_minus_gae_lambda", 0.001, 0.2, log=True)
+    else:
+        baseline = trial.suggest_categorical("baseline", ["none", "mean", "value", "linear"])
+        sampled["baseline"] = baseline
+    if baseline == "value":
+        sampled["n_value_epochs"] = trial.suggest_categorical("n_value_epochs", [0, 5, 10, 20, 40])
+
+    batch_mode = trial.suggest_categorical("batch_mode", ["steps", "episodes"])
+    sampled["batch_mode"] = batch_mode
+    if batch_mode == "steps":
+        sampled["n_steps_pow"] = trial.suggest_int("n_steps_pow", 5, 11)
+    else:
+        sampled["n_episodes"] = trial.suggest_categorical("n_episodes", [1, 2, 4, 8, 16, 32])
+
+    sampled["learning_rate"] = trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True)
+    sampled["one_minus_gamma"] = trial.suggest_float("one_minus_gamma", 1e-4, 0.05, log=True)
+    sampled["normalize_advantage"] = trial.suggest_categorical("normalize_advantage", [True, False])
+    sampled["ent_coef"] = trial.suggest_float("ent_coef", 1e-8, 0.01, log=True)
+    sampled["max_grad_norm"] = trial.suggest_float("max_grad_norm", 0.3, 5.0, log=True)
+    sampled["net_arch"] = trial.suggest_categorical("net_arch", ["tiny", "small", "medium"])
+    sampled["activation_fn"] = trial.suggest_categorical("activation_fn", ["tanh", "relu"])
+
+    trial.set_user_attr("gamma", 1 - sampled["one_minus_gamma"])
+    return convert_reinforce_params(sampled)
+
+
+class ReinforceExperimentManager(ExperimentManager):
+    """
+    The zoo's experiment manager, plus Weights & Biases tracking when a run is active (``--track``): the model's
+    hyperparameters go into the run's config (through ``wandb.integration.sb3.WandbCallback``), and the final
+    model, its ``VecNormalize`` statistics, the zoo's ``config.yml`` and the ``Monitor`` episode logs become files of
+    the run. Without an active run it behaves exactly as the zoo's.
+    """
+
+    def create_callbacks(self) -> None:
+        super().create_callbacks()
+        wandb = _active_wandb()
+        if wandb is not None and not self.optimize_hyperparameters:
+            from wandb.integration.sb3 import WandbCallback
+
+            self.callbacks.append(WandbCallback(verbose=0))
+
+    def save_trained_model(self, model: BaseAlgorithm) -> None:
+        super().save_trained_model(model)
+        wandb = _active_wandb()
+        if wandb is None:
+            return
+        candidates = [
+            Path(self.save_path) / f"{self.env_name}.zip",
+            Path(self.params_path) / "vecnormalize.pkl",
+            Path(self.params_path) / "config.yml",
+            Path(self.params_path) / "args.yml",
+            *Path(self.save_path).glob("*.monitor.csv"),
+        ]
+        for path in candidates:
+            if path.exists():
+                wandb.save(str(path), base_path=self.save_path, policy="now")
+
+
+def _active_wandb() -> Any:
+    """The ``wandb`` module when a run is active, else None (wandb is an optional dependency)."""
+    try:
+        import wandb
+    except ImportError:
+        return None
+    return wandb if wandb.run is not None else None
+
+
+def register() -> None:
+    """Make ``--algo reinforce`` known to every zoo command. Idempotent."""
+    import rl_zoo3.enjoy
+    import rl_zoo3.exp_manager
+
+    # The zoo modules import these registries by name; set the entry in each of them, so that a zoo release that
+    # copies a registry instead of sharing it still sees REINFORCE.
+    for module in (rl_zoo3, rl_zoo3.utils, rl_zoo3.train, rl_zoo3.enjoy, rl_zoo3.exp_manager):
+        module.ALGOS[ALGO_NAME] = REINFORCE
+    for module in (rl_zoo3.hyperparams_opt, rl_zoo3.exp_manager):
+        module.HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_reinforce_params
+        module.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_reinforce_params
+    rl_zoo3.train.ExperimentManager = ReinforceExperimentManager  # type: ignore[misc]
+
+
+def uses_default_config(argv: list[str]) -> bool:
+    """Whether a ``train`` command line runs REINFORCE without its own ``-conf``/``--conf-file``."""
+    algo = None
+    for i, arg in enumerate(argv):
+        if arg == "--algo" and i + 1 < len(argv):
+            algo = argv[i + 1]
+        elif arg.startswith("--algo="):
+            algo = arg.split("=", 1)[1]
+    has_conf = any(arg in ("-conf", "--conf-file") or arg.startswith("--conf-file=") for arg in argv)
+    return algo == ALGO_NAME and not has_conf
