@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     zoo.register()
     if command == "train" and zoo.uses_default_config(rest):
         rest += ["--conf-file", zoo.default_config_path()]
+    storage = zoo.option_value(rest, "--storage")
+    if command == "train" and storage is not None:
+        zoo.prepare_storage(storage)
     # The zoo's commands parse sys.argv themselves.
     sys.argv = [f"sb3-reinforce {command}", *rest]
     _command(command)()

@@ -7,6 +7,7 @@ Registration mutates the zoo's own registries (``rl_zoo3.ALGOS``, ``HYPERPARAMS_
 zoo algorithm keep working unchanged.
 """
 
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -144,13 +145,39 @@ def register() -> None:
     rl_zoo3.train.ExperimentManager = ReinforceExperimentManager  # type: ignore[misc]
 
 
+def prepare_storage(storage: str, attempts: int = 5) -> None:
+    """
+    Create the tables of an Optuna database storage, tolerating other workers doing the same at the same moment.
+
+    Optuna protects the creation of a study against concurrent workers (``load_if_exists=True``), but not the
+    creation of the database schema: two workers that start together on a new SQLite file can both try to create
+    its tables, and one fails. Retrying sees the tables the other worker made. Journal files (``.log``) need nothing.
+    """
+    if storage.endswith(".log"):
+        return
+    for attempt in range(attempts):
+        try:
+            optuna.storages.RDBStorage(storage)
+            return
+        except Exception:  # sqlalchemy's OperationalError, or optuna's wrapping of it
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def option_value(argv: list[str], *names: str) -> str | None:
+    """The value of a command-line option given as ``NAME VALUE`` or ``NAME=VALUE`` (the last one wins)."""
+    value = None
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(name + "="):
+                value = arg.split("=", 1)[1]
+    return value
+
+
 def uses_default_config(argv: list[str]) -> bool:
     """Whether a ``train`` command line runs REINFORCE without its own ``-conf``/``--conf-file``."""
-    algo = None
-    for i, arg in enumerate(argv):
-        if arg == "--algo" and i + 1 < len(argv):
-            algo = argv[i + 1]
-        elif arg.startswith("--algo="):
-            algo = arg.split("=", 1)[1]
-    has_conf = any(arg in ("-conf", "--conf-file") or arg.startswith("--conf-file=") for arg in argv)
-    return algo == ALGO_NAME and not has_conf
+    has_conf = option_value(argv, "-conf", "--conf-file") is not None
+    return option_value(argv, "--algo") == ALGO_NAME and not has_conf

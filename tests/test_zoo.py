@@ -208,3 +208,17 @@ def test_optimize_with_two_workers_sharing_one_study(tmp_path):
     assert "return_estimator" in study.best_trial.params
     # The best trial re-creates a valid model through the converter, as `--trial-id` does.
     REINFORCE("MlpPolicy", "CartPole-v1", **zoo.convert_reinforce_params(study.best_trial.params))
+
+
+def test_prepare_storage_survives_workers_starting_together(tmp_path):
+    """Several processes creating the same new SQLite study at once all succeed."""
+    storage = f"sqlite:///{tmp_path / 'race.db'}"
+    code = (
+        "import optuna, sys; from sb3_reinforce import zoo; zoo.prepare_storage(sys.argv[1]); "
+        "optuna.create_study(storage=sys.argv[1], study_name='s', load_if_exists=True)"
+    )
+    workers = [subprocess.Popen([sys.executable, "-c", code, storage], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err[-2000:]
+    assert len(optuna.get_all_study_names(storage)) == 1
