@@ -16,7 +16,7 @@ import numpy as np
 
 
 class Baseline(ABC):
-    """A baseline fitted in closed form: ``predict`` on a batch, then ``fit`` on the same batch's targets."""
+    """A baseline fitted in closed form: ``predict`` on a batch, then ``fit`` on that batch."""
 
     @abstractmethod
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -25,21 +25,9 @@ class Baseline(ABC):
         :return: ``(n_samples,)`` baseline values
         """
 
-    @abstractmethod
-    def fit(self, features: np.ndarray, targets: np.ndarray) -> None:
-        """
-        :param features: ``(n_samples, n_features)``
-        :param targets: ``(n_samples,)`` the ``Psi_t`` the baseline should predict
-        """
 
-
-class MeanBaseline(Baseline):
-    """
-    A constant baseline ``b``: the mean of ``Psi`` over a batch.
-
-    Fitted to each batch after it was used on it, so each batch gets the mean of the previous batch's ``Psi``
-    (0 on the first batch): a constant that does not depend on the current batch, hence exactly unbiased.
-    """
+class ConstantBaseline(Baseline):
+    """A baseline that is the same number ``b`` for every step (0 until it is first fitted)."""
 
     def __init__(self) -> None:
         self.value = 0.0
@@ -47,9 +35,44 @@ class MeanBaseline(Baseline):
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.full(len(features), self.value, dtype=np.float64)
 
+
+class MeanBaseline(ConstantBaseline):
+    """
+    A constant baseline ``b``: the mean of ``Psi`` over a batch.
+
+    Fitted to each batch after it was used on it, so each batch gets the mean of the previous batch's ``Psi``
+    (0 on the first batch): a constant that does not depend on the current batch, hence exactly unbiased.
+    """
+
     def fit(self, features: np.ndarray, targets: np.ndarray) -> None:
+        """:param targets: ``(n_samples,)`` the batch's ``Psi_t``"""
         if len(targets) > 0:
             self.value = float(np.mean(targets))
+
+
+class OptimalConstantBaseline(ConstantBaseline):
+    """
+    The minimum-variance constant baseline (Greensmith, Bartlett and Baxter, 2004).
+
+    For the per-episode estimate ``g_i(b) = sum_t w_t s_t (Psi_t - b)``, with ``s_t = grad log pi(a_t|s_t)``, write
+    ``S_i = sum_t w_t s_t`` (the episode's score) and ``G_i = sum_t w_t s_t Psi_t``; then
+    ``E||g(b) - E g||^2`` is smallest at
+
+        b* = E[<G, S>] / E[||S||^2]
+
+    (the scalar form, one ``b`` for all parameters). With the whole-trajectory return (``Psi_t = R(tau)``),
+    ``G_i = R_i S_i`` and this is Greensmith et al.'s ``E[||S||^2 R] / E[||S||^2]``: returns weighted by the squared
+    norm of the episode's score. Fitted on a batch after it was used on it, like the other baselines.
+    """
+
+    def fit(self, weighted_scores: np.ndarray, scores: np.ndarray) -> None:
+        """
+        :param weighted_scores: ``(n_episodes, n_params)`` the ``G_i``
+        :param scores: ``(n_episodes, n_params)`` the ``S_i``
+        """
+        denominator = float((scores**2).sum())
+        if denominator > 0:
+            self.value = float((weighted_scores * scores).sum()) / denominator
 
 
 class LinearFeatureBaseline(Baseline):
@@ -85,6 +108,10 @@ class LinearFeatureBaseline(Baseline):
         return features @ self.coef
 
     def fit(self, features: np.ndarray, targets: np.ndarray) -> None:
+        """
+        :param features: ``(n_samples, n_features)`` output of :meth:`features`
+        :param targets: ``(n_samples,)`` the batch's ``Psi_t``
+        """
         if len(targets) == 0:
             return
         gram = features.T @ features

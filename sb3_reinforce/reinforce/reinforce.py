@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
@@ -14,13 +15,30 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_reinforce.common import returns as ret
-from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, MeanBaseline
+from sb3_reinforce.common import scores
+from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, MeanBaseline, OptimalConstantBaseline
 from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
+
+@dataclass
+class RolloutEstimate:
+    """What :meth:`REINFORCE._estimate` computes for a rollout: time-major ``(n_rows, n_envs)`` arrays."""
+
+    psi: np.ndarray  # the return estimator Psi_t (GAE's advantage for "gae")
+    baseline_values: np.ndarray  # b_t as fitted before this batch (0 where unused)
+    values: np.ndarray | None  # V(s_t) with baseline="value"
+    value_targets: np.ndarray | None  # what V(s) is regressed on
+    timesteps: np.ndarray  # k_t, the step's index in its episode
+    valid: np.ndarray  # the steps that enter the loss
+    features: np.ndarray | None  # linear-baseline features of the valid steps
+    score_weights: np.ndarray | None  # gamma^k_t with discount_score
+    next_start_steps: np.ndarray  # k of the row after the rollout, per env
+    next_start_prefix: np.ndarray  # discounted rewards so far of the episode running after the rollout
+
 RETURN_ESTIMATORS = ("total", "reward_to_go", "gae")
-BASELINES = (None, "mean", "value", "linear")
+BASELINES = (None, "mean", "value", "linear", "optimal")
 BATCH_MODES = ("steps", "episodes")
 # Size of the chunks in which stored observations go through the value network after a rollout.
 _VALUE_CHUNK = 8192
@@ -60,8 +78,9 @@ class REINFORCE(OnPolicyAlgorithm):
         ``"gae"`` (generalized advantage estimation, requires ``baseline="value"``)
     :param gae_lambda: Lambda of GAE, in [0, 1]; only used with ``return_estimator="gae"``
     :param baseline: Subtracted from ``Psi_t``: ``None``, ``"mean"`` (a constant, the mean of ``Psi`` over the
-        previous batch), ``"value"`` (the policy's learned value head ``V(s)``) or ``"linear"`` (ridge regression
-        on observation and time features)
+        previous batch), ``"value"`` (the policy's learned value head ``V(s)``), ``"linear"`` (ridge regression
+        on observation and time features) or ``"optimal"`` (the minimum-variance constant of Greensmith et al.,
+        2004, from the previous batch's per-episode gradients)
     :param discount_score: Multiply each term by ``gamma^k_t`` (``k_t`` the step's index in its episode), which
         makes reward-to-go and GAE unbiased for the gradient of ``E[sum_t gamma^t r_t]``. False (the default, as
         in every library) weighs late steps as much as early ones.
@@ -71,6 +90,10 @@ class REINFORCE(OnPolicyAlgorithm):
     :param n_value_epochs: Number of extra full-batch regression steps of the value function per update, after the
         policy step (``baseline="value"``)
     :param max_grad_norm: The maximum value for the gradient clipping
+    :param log_grad_stats: Also log, at each update, statistics of the per-episode gradient estimates of the batch:
+        ``train/grad_variance`` (trace of their covariance), ``train/grad_snr`` (``||mean||^2 / trace(cov)``, for one
+        episode) and ``train/grad_cosine`` (cosine between this update's mean gradient and the previous one's).
+        Costs one vectorised per-step gradient pass over the batch.
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
         instead of action noise exploration (default: False)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
@@ -115,6 +138,7 @@ class REINFORCE(OnPolicyAlgorithm):
         vf_coef: float = 0.5,
         n_value_epochs: int = 10,
         max_grad_norm: float = 0.5,
+        log_grad_stats: bool = False,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
         rollout_buffer_class: type[ReinforceRolloutBuffer] | None = None,
@@ -142,6 +166,7 @@ class REINFORCE(OnPolicyAlgorithm):
             n_value_epochs=n_value_epochs,
             max_grad_norm=max_grad_norm,
             rollout_buffer_class=rollout_buffer_class,
+            log_grad_stats=log_grad_stats,
         )
         super().__init__(
             policy,
@@ -178,6 +203,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.discount_score = discount_score
         self.normalize_advantage = normalize_advantage
         self.n_value_epochs = n_value_epochs
+        self.log_grad_stats = log_grad_stats
         # State of the closed-form baselines ("mean", "linear"), saved with the model.
         self.fitted_baseline: Baseline | None = None
 
@@ -228,6 +254,9 @@ class REINFORCE(OnPolicyAlgorithm):
                 self.fitted_baseline = MeanBaseline()
             elif self.baseline == "linear":
                 self.fitted_baseline = LinearFeatureBaseline()
+            elif self.baseline == "optimal":
+                self.fitted_baseline = OptimalConstantBaseline()
+        self._previous_mean_gradient: th.Tensor | None = None
         self._reset_episode_carry()
         self._baseline_explained_variance: float | None = None
         self._discarded_fraction = 0.0
@@ -270,10 +299,8 @@ class REINFORCE(OnPolicyAlgorithm):
         n_rollout_steps: int,
     ) -> bool:
         """
-        Run the current policy and fill the rollout buffer, then compute ``Psi_t - b_t`` for the batch.
-
-        Only the actor runs in the loop: with a value baseline, ``V(s)`` is evaluated after the rollout in one
-        batched pass (same parameters, as the policy does not change during a rollout).
+        Run the current policy and fill the rollout buffer, then compute ``Psi_t - b_t`` for the batch and fit the
+        closed-form baselines to it (after they were evaluated on it).
 
         With ``batch_mode="episodes"``, the envs are reset at the start (the episodes they were running were
         generated by the previous policy), and an episode is part of the batch when it is among the first
@@ -288,30 +315,61 @@ class REINFORCE(OnPolicyAlgorithm):
         :return: True if the rollout finished, False if a callback stopped training.
         """
         assert self._last_obs is not None, "No previous observation was provided"
-        buffer = self.rollout_buffer
-        assert rollout_buffer is buffer
+        assert rollout_buffer is self.rollout_buffer
+        episodes_mode = self.batch_mode == "episodes"
+        if episodes_mode:
+            self._start_fresh_episodes(env)
+
+        callback.on_rollout_start()
+        if not self._run_policy(env, self.rollout_buffer, n_rollout_steps, self.n_episodes if episodes_mode else None, callback):
+            return False
+        estimate = self._estimate(
+            self.rollout_buffer, self._last_obs, episodes_mode, self._episode_start_steps, self._episode_start_prefix  # type: ignore[arg-type]
+        )
+        self._use_estimate(estimate)
+
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _start_fresh_episodes(self, env: VecEnv) -> None:
+        """Reset the envs unless every one of them has just started an episode."""
+        if not np.all(self._last_episode_starts):
+            self._last_obs = env.reset()  # type: ignore[assignment]
+            self._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
+            if self._vec_normalize_env is not None:
+                self._last_original_obs = self._vec_normalize_env.get_original_obs()
+        self._reset_episode_carry()
+
+    def _run_policy(
+        self,
+        env: VecEnv,
+        buffer: ReinforceRolloutBuffer,
+        n_rollout_steps: int,
+        n_episodes: int | None,
+        callback: BaseCallback | None,
+    ) -> bool:
+        """
+        The rollout loop: fill ``buffer`` with ``n_rollout_steps`` steps per env, or, when ``n_episodes`` is given,
+        with the steps up to the end of the first ``n_episodes`` episodes to start (from fresh envs).
+
+        Only the actor runs here: with a value baseline, ``V(s)`` is evaluated after the rollout in one batched pass
+        (same parameters, as the policy does not change during a rollout). With ``callback=None`` (gradient
+        diagnostics) the model's counters and episode statistics are left untouched.
+
+        :return: False if a callback stopped training
+        """
         self.policy.set_training_mode(False)
         buffer.reset()
-        episodes_mode = self.batch_mode == "episodes"
         n_envs = env.num_envs
-
         included: np.ndarray | None = None
         started = 0
-        if episodes_mode:
-            if not np.all(self._last_episode_starts):
-                # Episodes in progress were generated by the previous policy: start fresh ones.
-                self._last_obs = env.reset()  # type: ignore[assignment]
-                self._last_episode_starts = np.ones((n_envs,), dtype=bool)
-                if self._vec_normalize_env is not None:
-                    self._last_original_obs = self._vec_normalize_env.get_original_obs()
-            self._reset_episode_carry()
-            included = np.arange(n_envs) < self.n_episodes
+        if n_episodes is not None:
+            included = np.arange(n_envs) < n_episodes
             started = int(included.sum())
-
         if self.use_sde:
             self.policy.reset_noise(n_envs)
 
-        callback.on_rollout_start()
         n_steps = 0
         while included.any() if included is not None else n_steps < n_rollout_steps:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
@@ -329,14 +387,14 @@ class REINFORCE(OnPolicyAlgorithm):
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
-            self.num_timesteps += n_envs
 
-            # Give access to local variables
-            callback.update_locals(locals())
-            if not callback.on_step():
-                return False
-
-            self._update_info_buffer(infos, dones)
+            if callback is not None:
+                self.num_timesteps += n_envs
+                # Give access to local variables
+                callback.update_locals(locals())
+                if not callback.on_step():
+                    return False
+                self._update_info_buffer(infos, dones)
             self._check_finite_step(new_obs, rewards, n_steps)  # type: ignore[arg-type]
             n_steps += 1
 
@@ -350,17 +408,12 @@ class REINFORCE(OnPolicyAlgorithm):
                             buffer.add_truncation(int(idx), infos[idx]["terminal_observation"])
                 if included is not None:
                     included[ended] = False
-                    take = ended[: max(self.n_episodes - started, 0)]
+                    take = ended[: max(n_episodes - started, 0)]  # type: ignore[operator]
                     included[take] = True
                     started += len(take)
 
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
-
-        self._process_rollout(self._last_obs)  # type: ignore[arg-type]
-
-        callback.update_locals(locals())
-        callback.on_rollout_end()
         return True
 
     def _check_finite_step(self, new_obs: Observations, rewards: np.ndarray, rollout_step: int) -> None:
@@ -409,20 +462,29 @@ class REINFORCE(OnPolicyAlgorithm):
             return th.cat(parts, dim=1).cpu().numpy()
         return processed.reshape(len(processed), -1).cpu().numpy()
 
-    def _process_rollout(self, last_obs: Observations) -> None:
+    def _estimate(
+        self,
+        buffer: ReinforceRolloutBuffer,
+        last_obs: Observations,
+        episodes_mode: bool,
+        start_steps: np.ndarray,
+        start_prefix: np.ndarray,
+    ) -> "RolloutEstimate":
         """
-        Compute the batch's ``Psi_t - b_t``, loss weights and value targets, and fit the closed-form baselines.
+        ``Psi_t``, the baseline ``b_t`` as it stands before this batch, the value targets and the mask of the steps
+        that enter the loss, for the rollout in ``buffer``. Changes nothing (no baseline is fitted).
 
-        ``Psi_t``: :mod:`sb3_reinforce.common.returns`. Where a trajectory is cut off at the end of a
-        ``"steps"`` rollout, the return is bootstrapped with ``V(s_T)`` when there is a value baseline; without
-        one, the steps of that unfinished episode are left out of the loss (they would carry truncated returns).
-        A time-limit truncation is bootstrapped with ``V(terminal observation)`` when there is a value baseline,
-        and ends the return otherwise.
+        ``Psi_t``: :mod:`sb3_reinforce.common.returns`. Where a trajectory is cut off at the end of a ``"steps"``
+        rollout, the return is bootstrapped with ``V(s_T)`` when there is a value baseline; without one, the steps
+        of that unfinished episode are left out of the loss (they would carry truncated returns). A time-limit
+        truncation is bootstrapped with ``V(terminal observation)`` when there is a value baseline, and ends the
+        return otherwise.
+
+        :param start_steps: episode index ``k`` of the first row of each env
+        :param start_prefix: discounted rewards the episode of each env collected before the first row
         """
-        buffer = self.rollout_buffer
         n_rows = buffer.pos
         rewards, dones = buffer.rewards[:n_rows], buffer.dones[:n_rows]
-        episodes_mode = self.batch_mode == "episodes"
 
         values = last_values = None
         if self.uses_value_function:
@@ -430,16 +492,17 @@ class REINFORCE(OnPolicyAlgorithm):
             if not episodes_mode:
                 last_values = self._predict_values(last_obs)
             if buffer.truncations:
+                rewards = rewards.copy()
                 cut_rows, cut_envs, terminal = zip(*buffer.truncations, strict=True)
                 rewards[list(cut_rows), list(cut_envs)] += self.gamma * self._predict_values(_stack_observations(terminal))
-            buffer.values = values
 
-        timesteps = ret.episode_timesteps(dones, self._episode_start_steps)
+        timesteps = ret.episode_timesteps(dones, start_steps)
         returns_to_go = ret.reward_to_go(rewards, dones, last_values, self.gamma)
         value_targets = returns_to_go
+        next_prefix = np.zeros(self.n_envs)
         if self.return_estimator == "total":
-            psi = ret.total_return(returns_to_go, timesteps, self._episode_start_prefix, self.gamma)
-            self._episode_start_prefix = ret.discounted_prefix_after(psi, timesteps, dones, last_values, self.gamma)
+            psi = ret.total_return(returns_to_go, timesteps, start_prefix, self.gamma)
+            next_prefix = ret.discounted_prefix_after(psi, timesteps, dones, last_values, self.gamma)
         elif self.return_estimator == "gae":
             assert values is not None
             boot = np.zeros(self.n_envs) if last_values is None else last_values
@@ -447,7 +510,6 @@ class REINFORCE(OnPolicyAlgorithm):
             value_targets = psi + values  # the TD(lambda) return
         else:
             psi = returns_to_go
-        self._episode_start_steps = ret.next_start_steps(timesteps, dones)
 
         if episodes_mode:
             valid = buffer.included[:n_rows].copy()
@@ -456,33 +518,91 @@ class REINFORCE(OnPolicyAlgorithm):
         else:
             valid = ret.complete_episode_mask(dones)
 
-        # Baseline b_t, evaluated before it is fitted to this batch.
+        # Baseline b_t, as fitted on earlier batches
+        rows, envs = np.nonzero(valid)
+        features: np.ndarray | None = None
         if self.baseline is None:
-            advantages = psi
-            self._baseline_explained_variance = None
+            baseline_values = np.zeros_like(psi)
         elif self.uses_value_function:
             assert values is not None
-            advantages = psi if self.return_estimator == "gae" else psi - values
-            self._baseline_explained_variance = _explained_variance(values[valid], value_targets[valid])
+            # GAE's advantage already has V subtracted: Psi_t - b_t = A_t
+            baseline_values = np.zeros_like(psi) if self.return_estimator == "gae" else values
         else:
             assert self.fitted_baseline is not None
-            rows, envs = np.nonzero(valid)
-            features = np.zeros((len(rows), 0))
-            if isinstance(self.fitted_baseline, LinearFeatureBaseline) and len(rows) > 0:
-                flat_obs = self._flat_features(buffer.observations_at(rows, envs))
-                features = self.fitted_baseline.features(flat_obs, timesteps[rows, envs])
+            if isinstance(self.fitted_baseline, LinearFeatureBaseline):
+                flat_obs = self._flat_features(buffer.observations_at(rows, envs)) if len(rows) else np.zeros((0, 0))
+                features = self.fitted_baseline.features(flat_obs, timesteps[rows, envs]) if len(rows) else np.zeros((0, 0))
             baseline_values = np.zeros_like(psi)
-            baseline_values[rows, envs] = self.fitted_baseline.predict(features)
-            self.fitted_baseline.fit(features, psi[rows, envs])
-            advantages = psi - baseline_values
-            self._baseline_explained_variance = _explained_variance(baseline_values[valid], psi[valid])
+            baseline_values[rows, envs] = self.fitted_baseline.predict(np.zeros((len(rows), 0)) if features is None else features)
 
+        return RolloutEstimate(
+            psi=psi,
+            baseline_values=baseline_values,
+            values=values,
+            value_targets=value_targets if self.uses_value_function else None,
+            timesteps=timesteps,
+            valid=valid,
+            features=features,
+            score_weights=ret.score_discount(timesteps, self.gamma) if self.discount_score else None,
+            next_start_steps=ret.next_start_steps(timesteps, dones),
+            next_start_prefix=next_prefix,
+        )
+
+    def _use_estimate(self, estimate: "RolloutEstimate") -> None:
+        """Hand the batch's ``Psi_t - b_t`` to the update, fit the closed-form baselines to it, carry episodes on."""
+        buffer = self.rollout_buffer
+        valid = estimate.valid
         buffer.valid = valid
-        buffer.advantages = advantages
-        buffer.value_targets = value_targets if self.uses_value_function else None
-        buffer.score_weights = ret.score_discount(timesteps, self.gamma) if self.discount_score else None
+        buffer.values = estimate.values
+        buffer.advantages = estimate.psi - estimate.baseline_values
+        buffer.value_targets = estimate.value_targets
+        buffer.score_weights = estimate.score_weights
+        self._episode_start_steps = estimate.next_start_steps
+        self._episode_start_prefix = estimate.next_start_prefix
+
+        # Explained variance of the baseline as it was used, against what it is fitted to.
+        if self.uses_value_function:
+            assert estimate.values is not None and estimate.value_targets is not None
+            self._baseline_explained_variance = _explained_variance(estimate.values[valid], estimate.value_targets[valid])
+        elif self.baseline is not None:
+            self._baseline_explained_variance = _explained_variance(estimate.baseline_values[valid], estimate.psi[valid])
+        else:
+            self._baseline_explained_variance = None
+
+        # Fit the closed-form baselines, now that they were used on this batch.
+        targets = estimate.psi[valid]
+        if isinstance(self.fitted_baseline, MeanBaseline):
+            self.fitted_baseline.fit(np.zeros((len(targets), 0)), targets)
+        elif isinstance(self.fitted_baseline, LinearFeatureBaseline):
+            assert estimate.features is not None
+            self.fitted_baseline.fit(estimate.features, targets)
+        elif isinstance(self.fitted_baseline, OptimalConstantBaseline) and valid.any():
+            weights = np.ones_like(estimate.psi) if estimate.score_weights is None else estimate.score_weights
+            weighted, scores = self._episode_gradients(buffer, valid, [weights * estimate.psi, weights])
+            self.fitted_baseline.fit(weighted.cpu().numpy(), scores.cpu().numpy())
+
         self._discarded_fraction = 1.0 - float(valid.mean()) if valid.size else 0.0
         self.logger.record("rollout/discarded_steps", self._discarded_fraction)
+
+    def _episode_gradients(
+        self, buffer: ReinforceRolloutBuffer, valid: np.ndarray, weights: list[np.ndarray]
+    ) -> list[th.Tensor]:
+        """
+        Per-episode sums ``sum_{t in i} weight_t grad log pi(a_t|s_t)`` over the valid steps of ``buffer`` (episode parts
+        inside the rollout count as episodes), as ``(n_episodes, n_actor_params)`` matrices, one per weight array.
+        """
+        rows, envs = np.nonzero(valid)
+        ids = scores.episode_ids(buffer.dones[: buffer.pos])[rows, envs]
+        unique, ids = np.unique(ids, return_inverse=True)
+        obs = obs_as_tensor(buffer.observations_at(rows, envs), self.device)  # type: ignore[arg-type]
+        actions = th.as_tensor(buffer.actions[rows, envs], device=self.device)
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        weight_tensors = [th.as_tensor(w[rows, envs], dtype=th.float32, device=self.device) for w in weights]
+        sums = scores.episode_gradients(
+            self.policy, obs, actions, weight_tensors, th.as_tensor(ids, device=self.device), len(unique)
+        )
+        return [scores.flatten(s) for s in sums]
 
     # ------------------------------------------------------------------------------------------------------
     # Update
@@ -532,6 +652,8 @@ class REINFORCE(OnPolicyAlgorithm):
             value_loss = F.mse_loss(values.flatten(), batch.value_targets)
             loss = loss + self.vf_coef * value_loss
 
+        if self.log_grad_stats:
+            self._record_gradient_statistics(advantages)
         grad_norm = self._gradient_step(loss, "loss")
 
         # Extra regression passes of the value function (Spinning Up fits its value net many times per batch)
@@ -561,6 +683,21 @@ class REINFORCE(OnPolicyAlgorithm):
             self.logger.record("train/explained_variance", self._baseline_explained_variance)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+    def _record_gradient_statistics(self, advantages: th.Tensor) -> None:
+        """Variance, SNR and consecutive-update cosine of the batch's per-episode gradients (``log_grad_stats``)."""
+        buffer = self.rollout_buffer
+        weights = np.zeros(buffer.valid.shape)
+        weights[buffer.valid] = advantages.detach().cpu().numpy()  # as in the loss: normalised, times gamma^k
+        (per_episode,) = self._episode_gradients(buffer, buffer.valid, [weights])
+        stats = scores.gradient_statistics(per_episode)
+        self.logger.record("train/grad_variance", stats["grad_variance"])
+        self.logger.record("train/grad_snr", stats["grad_snr"])
+        mean = per_episode.mean(dim=0)
+        if self._previous_mean_gradient is not None and len(self._previous_mean_gradient) == len(mean):
+            cosine = th.nn.functional.cosine_similarity(mean, self._previous_mean_gradient, dim=0)
+            self.logger.record("train/grad_cosine", float(cosine))
+        self._previous_mean_gradient = mean
 
     def _gradient_step(self, loss: th.Tensor, name: str) -> float:
         """Backward pass, gradient clipping and optimizer step; return the gradient norm before clipping."""
@@ -642,8 +779,9 @@ def _check_arguments(**kwargs: Any) -> None:
     value = kwargs["n_value_epochs"]
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 0:
         fail("n_value_epochs", "non-negative integers")
-    if not isinstance(kwargs["discount_score"], bool):
-        fail("discount_score", "True, False")
+    for name in ("discount_score", "log_grad_stats"):
+        if not isinstance(kwargs[name], bool):
+            fail(name, "True, False")
     for name in ("ent_coef", "vf_coef"):
         if not isinstance(kwargs[name], int | float) or not np.isfinite(kwargs[name]) or kwargs[name] < 0:
             fail(name, "finite numbers >= 0")

@@ -1,0 +1,142 @@
+"""
+Per-step score functions ``grad_theta log pi(a_t|s_t)`` and per-episode gradient estimates, vectorised with
+``torch.func`` (one ``vmap`` of ``grad`` per chunk of steps, never one backward pass per step).
+
+The per-episode gradient estimate of the seeds is ``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``:
+a sum over the episode's steps, so that the mean of ``g_i`` over episodes estimates the policy gradient.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+# Steps per vmap call: bounds memory at chunk * number of actor parameters floats.
+SCORE_CHUNK = 1024
+
+
+class _LogProb(nn.Module):
+    """``log pi(a|s)`` of a policy as a module call, so that ``functional_call`` can swap its parameters."""
+
+    def __init__(self, policy: ActorCriticPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        return self.policy.get_distribution(obs).log_prob(actions)
+
+
+@contextmanager
+def _no_distribution_validation() -> Iterator[None]:
+    """torch.distributions' argument checks are data-dependent branches that vmap cannot trace."""
+    previous = th.distributions.Distribution._validate_args
+    th.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        th.distributions.Distribution.set_default_validate_args(previous)
+
+
+def actor_parameter_names(policy: ActorCriticPolicy, obs: PyTorchObs, actions: th.Tensor) -> list[str]:
+    """Names of the parameters that ``log pi(a|s)`` depends on (found by differentiating it on a sample)."""
+    named = list(policy.named_parameters())
+    log_prob = policy.get_distribution(obs).log_prob(actions).sum()
+    grads = th.autograd.grad(log_prob, [p for _, p in named], allow_unused=True)
+    return [name for (name, _), g in zip(named, grads, strict=True) if g is not None]
+
+
+def _index(obs: PyTorchObs, sl: slice) -> PyTorchObs:
+    if isinstance(obs, dict):
+        return {key: value[sl] for key, value in obs.items()}
+    return obs[sl]
+
+
+def _length(obs: PyTorchObs) -> int:
+    return len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
+
+
+def episode_gradients(
+    policy: ActorCriticPolicy,
+    obs: PyTorchObs,
+    actions: th.Tensor,
+    weights: Sequence[th.Tensor],
+    episode_ids: th.Tensor,
+    n_episodes: int,
+    names: list[str] | None = None,
+) -> list[dict[str, th.Tensor]]:
+    """
+    Per-episode sums ``sum_{t in i} weight_t * grad log pi(a_t|s_t)``, for several weight vectors in one pass.
+
+    :param policy: the policy (its parameters are not changed)
+    :param obs: ``(n_steps, ...)`` observations (a tensor or a dict of tensors)
+    :param actions: ``(n_steps, ...)`` actions, in the form ``log_prob`` takes
+    :param weights: each ``(n_steps,)``: e.g. ``w_t (Psi_t - b_t)``, or ``w_t`` alone for the episode's score
+    :param episode_ids: ``(n_steps,)`` integer id in ``[0, n_episodes)`` of each step's episode
+    :param n_episodes: number of episodes
+    :param names: parameter names (default: every parameter the action distribution depends on)
+    :return: for each weight vector, ``{name: (n_episodes, *param.shape)}``
+    """
+    n_steps = _length(obs)
+    if names is None:
+        probe = slice(0, min(n_steps, 8))
+        names = actor_parameter_names(policy, _index(obs, probe), actions[probe])
+    parameters = dict(policy.named_parameters())
+    params = {f"policy.{name}": parameters[name].detach() for name in names}
+    module = _LogProb(policy)
+
+    def log_prob(p: dict[str, th.Tensor], o: PyTorchObs, a: th.Tensor) -> th.Tensor:
+        one_obs = {k: v.unsqueeze(0) for k, v in o.items()} if isinstance(o, dict) else o.unsqueeze(0)
+        return functional_call(module, p, (one_obs, a.unsqueeze(0))).sum()
+
+    per_step_grad = vmap(grad(log_prob), in_dims=(None, 0, 0))
+    sums = [{name: th.zeros((n_episodes, *parameters[name].shape), device=parameters[name].device) for name in names}
+            for _ in weights]  # fmt: skip
+    with _no_distribution_validation():
+        for start in range(0, n_steps, SCORE_CHUNK):
+            chunk = slice(start, start + SCORE_CHUNK)
+            scores = per_step_grad(params, _index(obs, chunk), actions[chunk])
+            ids = episode_ids[chunk]
+            for weight, total in zip(weights, sums, strict=True):
+                w = weight[chunk]
+                for name in names:
+                    score = scores[f"policy.{name}"]
+                    total[name].index_add_(0, ids, score * w.reshape(-1, *([1] * (score.dim() - 1))))
+    return sums
+
+
+def flatten(per_episode: dict[str, th.Tensor]) -> th.Tensor:
+    """``{name: (n, *shape)}`` -> ``(n, total number of parameters)``, in the dict's order."""
+    return th.cat([value.reshape(len(value), -1) for value in per_episode.values()], dim=1)
+
+
+def episode_ids(dones: np.ndarray) -> np.ndarray:
+    """
+    An id for every (row, env) of a time-major rollout: episodes (or the parts of them inside the rollout) are
+    numbered env by env, in time order.
+
+    :param dones: ``(n_steps, n_envs)`` episode ended at step t
+    :return: ``(n_steps, n_envs)`` int64
+    """
+    starts = np.vstack([np.ones((1, dones.shape[1]), dtype=bool), dones[:-1]])
+    offsets = np.concatenate([[0], np.cumsum(starts.sum(axis=0))[:-1]])
+    return np.cumsum(starts, axis=0) - 1 + offsets[None, :]
+
+
+def gradient_statistics(per_episode: th.Tensor) -> dict[str, float]:
+    """
+    Statistics of per-episode gradient estimates ``g_i`` (rows of a ``(n_episodes, n_params)`` matrix):
+
+    - ``grad_variance``: trace of their covariance, ``sum_j Var[g_ij]`` (unbiased, ``n - 1`` denominator);
+    - ``grad_snr``: ``||mean g||^2 / trace(cov)``, the signal-to-noise ratio of a single episode's estimate;
+    - ``grad_norm_mean``: ``||mean g||``.
+    """
+    mean = per_episode.mean(dim=0)
+    n = per_episode.shape[0]
+    variance = float(((per_episode - mean) ** 2).sum() / max(n - 1, 1))
+    signal = float((mean**2).sum())
+    return dict(grad_variance=variance, grad_snr=signal / variance if variance > 0 else float("inf"), grad_norm_mean=signal**0.5)
