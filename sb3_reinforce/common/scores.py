@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 from torch.func import functional_call, grad, vmap
@@ -21,14 +22,20 @@ SCORE_CHUNK = 1024
 
 
 class _LogProb(nn.Module):
-    """``log pi(a|s)`` of a policy as a module call, so that ``functional_call`` can swap its parameters."""
+    """
+    ``log pi(a|s)`` of a policy from *preprocessed* observations, as a module call (so that ``functional_call`` can
+    swap its parameters). It is ``policy.get_distribution(obs).log_prob(a)`` with SB3's ``preprocess_obs`` done
+    beforehand, outside ``vmap`` (one-hot encoding has data-dependent checks that ``vmap`` cannot trace).
+    """
 
     def __init__(self, policy: ActorCriticPolicy) -> None:
         super().__init__()
         self.policy = policy
 
-    def forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        return self.policy.get_distribution(obs).log_prob(actions)
+    def forward(self, preprocessed_obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        features = self.policy.pi_features_extractor(preprocessed_obs)
+        latent_pi = self.policy.mlp_extractor.forward_actor(features)
+        return self.policy._get_action_dist_from_latent(latent_pi).log_prob(actions)
 
 
 @contextmanager
@@ -94,12 +101,13 @@ def episode_gradients(
         return functional_call(module, p, (one_obs, a.unsqueeze(0))).sum()
 
     per_step_grad = vmap(grad(log_prob), in_dims=(None, 0, 0))
+    preprocessed = preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
     sums = [{name: th.zeros((n_episodes, *parameters[name].shape), device=parameters[name].device) for name in names}
             for _ in weights]  # fmt: skip
     with _no_distribution_validation():
         for start in range(0, n_steps, SCORE_CHUNK):
             chunk = slice(start, start + SCORE_CHUNK)
-            scores = per_step_grad(params, _index(obs, chunk), actions[chunk])
+            scores = per_step_grad(params, _index(preprocessed, chunk), actions[chunk])
             ids = episode_ids[chunk]
             for weight, total in zip(weights, sums, strict=True):
                 w = weight[chunk]

@@ -529,11 +529,13 @@ class REINFORCE(OnPolicyAlgorithm):
             baseline_values = np.zeros_like(psi) if self.return_estimator == "gae" else values
         else:
             assert self.fitted_baseline is not None
-            if isinstance(self.fitted_baseline, LinearFeatureBaseline):
-                flat_obs = self._flat_features(buffer.observations_at(rows, envs)) if len(rows) else np.zeros((0, 0))
-                features = self.fitted_baseline.features(flat_obs, timesteps[rows, envs]) if len(rows) else np.zeros((0, 0))
             baseline_values = np.zeros_like(psi)
-            baseline_values[rows, envs] = self.fitted_baseline.predict(np.zeros((len(rows), 0)) if features is None else features)
+            if len(rows) > 0:
+                if isinstance(self.fitted_baseline, LinearFeatureBaseline):
+                    flat_obs = self._flat_features(buffer.observations_at(rows, envs))
+                    features = self.fitted_baseline.features(flat_obs, timesteps[rows, envs])
+                predict_on = np.zeros((len(rows), 0)) if features is None else features
+                baseline_values[rows, envs] = self.fitted_baseline.predict(predict_on)
 
         return RolloutEstimate(
             psi=psi,
@@ -573,8 +575,7 @@ class REINFORCE(OnPolicyAlgorithm):
         targets = estimate.psi[valid]
         if isinstance(self.fitted_baseline, MeanBaseline):
             self.fitted_baseline.fit(np.zeros((len(targets), 0)), targets)
-        elif isinstance(self.fitted_baseline, LinearFeatureBaseline):
-            assert estimate.features is not None
+        elif isinstance(self.fitted_baseline, LinearFeatureBaseline) and estimate.features is not None:
             self.fitted_baseline.fit(estimate.features, targets)
         elif isinstance(self.fitted_baseline, OptimalConstantBaseline) and valid.any():
             weights = np.ones_like(estimate.psi) if estimate.score_weights is None else estimate.score_weights

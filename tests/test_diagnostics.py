@@ -1,0 +1,217 @@
+"""
+Per-episode gradients against the exact policy gradient of a small tabular MDP, the optimal baseline's variance,
+and the training diagnostics.
+
+The MDP has known transitions, so ``J(theta) = mu0^T (I - gamma P_pi)^-1 r_pi`` is computed exactly and
+differentiated with autograd through the linear solve. The policy is linear-softmax: Discrete observations are
+one-hot encoded by SB3 and ``net_arch=[]`` leaves only ``action_net``, so ``pi(a|s) = softmax(W e_s + c)_a``.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.env_util import make_vec_env
+
+from sb3_reinforce import REINFORCE
+from sb3_reinforce.common import scores
+from sb3_reinforce.diagnostics import collect_episodes, episode_gradients, gradient_statistics, sample_gradients
+
+N_STATES, N_ACTIONS = 3, 2
+RNG = np.random.default_rng(2024)
+# P[s, a, s']: probability of moving to s' (the rest, 1 - sum, is the probability that the episode terminates)
+P = RNG.dirichlet(np.ones(N_STATES + 1), size=(N_STATES, N_ACTIONS))[..., :N_STATES] * 0.85
+R = RNG.uniform(-1.0, 2.0, size=(N_STATES, N_ACTIONS))
+MU0 = np.array([0.6, 0.3, 0.1])
+# Policy parameters where the gradient is far from zero
+W = th.tensor([[0.8, -0.5, 0.3], [-0.4, 0.6, -0.9]])
+C = th.tensor([0.2, -0.1])
+
+
+class TabularMDP(gym.Env):
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Discrete(N_STATES)
+        self.action_space = gym.spaces.Discrete(N_ACTIONS)
+        self.state = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = int(self.np_random.choice(N_STATES, p=MU0))
+        return self.state, {}
+
+    def step(self, action):
+        reward = float(R[self.state, action])
+        probs = P[self.state, action]
+        u = self.np_random.random()
+        cumulative = np.cumsum(probs)
+        if u >= cumulative[-1]:
+            return self.state, reward, True, False, {}
+        self.state = int(np.searchsorted(cumulative, u, side="right"))
+        return self.state, reward, False, False, {}
+
+
+def exact_gradient(gamma: float) -> dict[str, th.Tensor]:
+    """grad of J = mu0^T (I - gamma P_pi)^-1 r_pi with respect to action_net's weight and bias."""
+    weight, bias = W.clone().double().requires_grad_(True), C.clone().double().requires_grad_(True)
+    pi = th.softmax(weight.T + bias, dim=1)  # (S, A): logits of state s are W e_s + c
+    p = th.as_tensor(P)
+    p_pi = th.einsum("sa,sat->st", pi, p)
+    r_pi = (pi * th.as_tensor(R)).sum(dim=1)
+    values = th.linalg.solve(th.eye(N_STATES, dtype=th.float64) - gamma * p_pi, r_pi)
+    j = th.as_tensor(MU0) @ values
+    g_weight, g_bias = th.autograd.grad(j, [weight, bias])
+    return {"action_net.weight": g_weight.float(), "action_net.bias": g_bias.float()}
+
+
+def tabular_model(gamma: float, seed: int = 0, **kwargs) -> REINFORCE:
+    env = make_vec_env(TabularMDP, n_envs=16, seed=seed)
+    model = REINFORCE("MlpPolicy", env, gamma=gamma, policy_kwargs=dict(net_arch=[]), seed=seed, **kwargs)
+    with th.no_grad():
+        model.policy.action_net.weight.copy_(W)
+        model.policy.action_net.bias.copy_(C)
+    return model
+
+
+def z_scores(per_episode: dict[str, th.Tensor], exact: dict[str, th.Tensor]) -> np.ndarray:
+    """(sample mean - exact) / standard error, for every component."""
+    out = []
+    for name, value in exact.items():
+        g = per_episode[name].double()
+        se = g.std(dim=0) / np.sqrt(len(g))
+        out.append(((g.mean(dim=0) - value.double()) / se).flatten().numpy())
+    return np.concatenate(out)
+
+
+N_EPISODES = 20_000
+# 8 components; with 8 tests of 8 normal z-scores, P(max |z| > 4.5) is about 4e-4.
+Z_MAX = 4.5
+
+UNBIASED = [
+    dict(return_estimator="total", gamma=1.0),
+    dict(return_estimator="reward_to_go", gamma=1.0),
+    dict(return_estimator="reward_to_go", gamma=0.8, discount_score=True),
+    dict(return_estimator="total", gamma=0.8),
+]
+
+
+@pytest.mark.parametrize("kwargs", UNBIASED)
+@pytest.mark.parametrize("constant", [None, 1.5])
+def test_sample_gradients_are_unbiased(kwargs, constant):
+    baseline = None if constant is None else "mean"
+    model = tabular_model(baseline=baseline, **kwargs)
+    if constant is not None:
+        model.fitted_baseline.value = constant  # type: ignore[union-attr]
+    per_episode = sample_gradients(model, N_EPISODES)
+    assert set(per_episode) == {"action_net.weight", "action_net.bias"}
+    assert per_episode["action_net.weight"].shape == (N_EPISODES, N_ACTIONS, N_STATES)
+    z = z_scores(per_episode, exact_gradient(kwargs["gamma"]))
+    assert np.abs(z).max() < Z_MAX, z
+
+
+def test_reward_to_go_without_discounted_score_is_biased():
+    """With gamma < 1, sum_t grad log pi_t G_t is not the gradient of E[sum_t gamma^t r_t] (Thomas, 2014)."""
+    gamma = 0.5
+    model = tabular_model(gamma=gamma, return_estimator="reward_to_go", baseline=None)
+    z = z_scores(sample_gradients(model, N_EPISODES), exact_gradient(gamma))
+    assert np.abs(z).max() > 10, z
+    # The same episodes with the discounted score are unbiased.
+    model = tabular_model(gamma=gamma, return_estimator="reward_to_go", baseline=None, discount_score=True)
+    assert np.abs(z_scores(sample_gradients(model, N_EPISODES), exact_gradient(gamma))).max() < Z_MAX
+
+
+def test_optimal_baseline_variance_is_not_above_the_mean_baseline():
+    """Both constants fitted on one set of episodes, the variance measured on another (same episodes for both)."""
+    model = tabular_model(gamma=1.0, return_estimator="reward_to_go", baseline="optimal")
+    fit = collect_episodes(model, 5_000)
+    psi = fit.flat(fit.estimate.psi)
+    weighted, score = (scores.flatten(g).numpy() for g in episode_gradients(model, fit, [psi, np.ones_like(psi)]))
+    b_star = float((weighted * score).sum() / (score**2).sum())
+    b_mean = float(psi.mean())
+    assert b_star != pytest.approx(b_mean, rel=0.05)
+
+    test = collect_episodes(model, N_EPISODES)
+    psi = test.flat(test.estimate.psi)
+    with_optimal, with_mean = episode_gradients(model, test, [psi - b_star, psi - b_mean])
+    var_optimal = gradient_statistics(with_optimal)["grad_variance"]
+    var_mean = gradient_statistics(with_mean)["grad_variance"]
+    assert var_optimal <= var_mean, (var_optimal, var_mean)
+
+
+def test_optimal_baseline_fit_matches_its_formula():
+    """The baseline the algorithm fits is sum_i <G_i, S_i> / sum_i ||S_i||^2 over the batch's episodes."""
+    model = tabular_model(gamma=1.0, baseline="optimal", batch_mode="episodes", n_episodes=64, normalize_advantage=False)
+    model.learn(1)  # one rollout and one update
+    buffer = model.rollout_buffer
+    rows, envs = np.nonzero(buffer.valid)
+    ids = np.unique(scores.episode_ids(buffer.dones[: buffer.pos])[rows, envs], return_inverse=True)[1]
+    psi = buffer.advantages[rows, envs]  # the first batch's baseline is 0, so these are Psi_t
+    # Plain loop: per-episode G and S, one autograd call per step.
+    g = np.zeros((ids.max() + 1, 8))
+    s = np.zeros_like(g)
+    # Undo the update to evaluate the scores at the parameters that generated the batch.
+    with th.no_grad():
+        model.policy.action_net.weight.copy_(W)
+        model.policy.action_net.bias.copy_(C)
+    params = [model.policy.action_net.weight, model.policy.action_net.bias]
+    for i, (row, env) in enumerate(zip(rows, envs, strict=True)):
+        obs = th.as_tensor(buffer.observations[row, env][None])  # type: ignore[index]
+        action = th.as_tensor(buffer.actions[row, env]).long()
+        log_prob = model.policy.get_distribution(obs).log_prob(action)
+        score = th.cat([p.flatten() for p in th.autograd.grad(log_prob.sum(), params)]).numpy()
+        g[ids[i]] += psi[i] * score
+        s[ids[i]] += score
+    assert model.fitted_baseline.value == pytest.approx((g * s).sum() / (s**2).sum(), rel=1e-4)  # type: ignore[union-attr]
+
+
+def test_vectorised_scores_match_a_per_step_loop():
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, seed=0).learn(128)
+    sample = collect_episodes(model, 5)
+    weights = np.random.default_rng(0).normal(size=len(sample.rows))
+    (vectorised,) = episode_gradients(model, sample, [weights])
+    obs, actions = sample.observations(model), sample.actions(model)
+    named = [(n, p) for n, p in model.policy.named_parameters() if n in vectorised]
+    expected = {n: th.zeros_like(v) for n, v in vectorised.items()}
+    for i in range(len(weights)):
+        log_prob = model.policy.get_distribution(obs[i : i + 1]).log_prob(actions[i : i + 1]).sum()  # type: ignore[index]
+        for (name, _), grad in zip(named, th.autograd.grad(log_prob, [p for _, p in named]), strict=True):
+            expected[name][sample.episode_ids[i]] += weights[i] * grad
+    for name in vectorised:
+        th.testing.assert_close(vectorised[name], expected[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_sample_gradients_leave_the_model_unchanged(env_id):
+    model = REINFORCE("MlpPolicy", env_id, n_steps=64, baseline="linear", seed=0).learn(256)
+    before = th.nn.utils.parameters_to_vector(model.policy.parameters()).clone()
+    coef = model.fitted_baseline.coef.copy()  # type: ignore[union-attr]
+    counters = (model.num_timesteps, model._n_updates, len(model.ep_info_buffer))  # type: ignore[arg-type]
+    per_episode = sample_gradients(model, 3)
+    assert all(len(v) == 3 for v in per_episode.values())
+    assert th.equal(before, th.nn.utils.parameters_to_vector(model.policy.parameters()))
+    np.testing.assert_array_equal(coef, model.fitted_baseline.coef)  # type: ignore[union-attr]
+    assert counters == (model.num_timesteps, model._n_updates, len(model.ep_info_buffer))  # type: ignore[arg-type]
+    model.learn(128, reset_num_timesteps=False)  # training goes on
+
+
+def test_sample_gradients_rejects_bad_episode_count():
+    with pytest.raises(ValueError, match=r"n_episodes=0.*positive integers"):
+        sample_gradients(REINFORCE("MlpPolicy", "CartPole-v1"), 0)
+
+
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_log_grad_stats(batch_mode):
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, batch_mode=batch_mode, log_grad_stats=True, seed=0)
+    model.learn(1024)
+    logged = model.logger.name_to_value
+    assert logged["train/grad_variance"] > 0
+    assert logged["train/grad_snr"] > 0
+    assert -1.0 <= logged["train/grad_cosine"] <= 1.0
+
+
+def test_optimal_baseline_trains_and_round_trips(tmp_path):
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, baseline="optimal", normalize_advantage=False, seed=0)
+    model.learn(1024)
+    assert model.fitted_baseline.value > 0  # type: ignore[union-attr]
+    model.save(tmp_path / "m.zip")
+    loaded = REINFORCE.load(tmp_path / "m.zip")
+    assert loaded.fitted_baseline.value == model.fitted_baseline.value  # type: ignore[union-attr]
