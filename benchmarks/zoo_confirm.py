@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cartpole import machine_description  # noqa: E402
+from cartpole import machine_description
 
 
 def run_seed(algo: str, env_id: str, seed: int, folder: str, eval_freq: int, eval_episodes: int, extra: list[str]) -> Path:
@@ -72,9 +72,7 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.jobs) as pool:
         dirs = list(
-            pool.map(
-                lambda s: run_seed(args.algo, args.env, s, folder, args.eval_freq, args.eval_episodes, extra), args.seeds
-            )
+            pool.map(lambda s: run_seed(args.algo, args.env, s, folder, args.eval_freq, args.eval_episodes, extra), args.seeds)
         )
     rows = [{"seed": s, **summarize(d, args.threshold)} for s, d in zip(args.seeds, dirs, strict=True)]
     finals = np.array([r["final_mean"] for r in rows])

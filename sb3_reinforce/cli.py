@@ -5,6 +5,7 @@
     sb3-reinforce train --algo ppo --env CartPole-v1           # every zoo algorithm, with the zoo's own configs
     sb3-reinforce enjoy --algo reinforce --env CartPole-v1 -f logs/
     sb3-reinforce plot_train | all_plots | plot_from_file ...
+    sb3-reinforce variance --env CartPole-v1 [--model PATH] --episodes 1000   # gradient variance study
 
 Every flag of the zoo's commands works as in the zoo (``-n``, ``--seed``, ``-f``, ``--eval-freq``, ``-params``,
 ``-conf``, ``--vec-env``, ``-P``, ``--track``, ``-optimize``, ``--n-trials``, ``--n-jobs``, ``--storage``,
@@ -17,7 +18,6 @@ from collections.abc import Callable
 
 from sb3_reinforce import zoo
 
-
 # command -> (module, function): imported on use, so that `train` does not need the plotting dependencies loaded.
 ZOO_COMMANDS = {
     "train": ("rl_zoo3.train", "train"),
@@ -26,10 +26,15 @@ ZOO_COMMANDS = {
     "plot_from_file": ("rl_zoo3.plots.plot_from_file", "plot_from_file"),
     "all_plots": ("rl_zoo3.plots.all_plots", "all_plots"),
 }
+# The package's own commands.
+OWN_COMMANDS = {
+    "variance": ("sb3_reinforce.variance", "main"),
+}
+COMMANDS = {**ZOO_COMMANDS, **OWN_COMMANDS}
 
 
 def _command(name: str) -> Callable[[], None]:
-    module, function = ZOO_COMMANDS[name]
+    module, function = COMMANDS[name]
     return getattr(importlib.import_module(module), function)
 
 
@@ -38,18 +43,18 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(__doc__)
-        print("commands:", ", ".join(ZOO_COMMANDS))
+        print("commands:", ", ".join(COMMANDS))
         return
     command, rest = args[0], args[1:]
-    if command not in ZOO_COMMANDS:
-        raise SystemExit(f"sb3-reinforce: unknown command {command!r}; allowed: {', '.join(ZOO_COMMANDS)}")
+    if command not in COMMANDS:
+        raise SystemExit(f"sb3-reinforce: unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
     zoo.register()
     if command == "train" and zoo.uses_default_config(rest):
         rest += ["--conf-file", zoo.default_config_path()]
     storage = zoo.option_value(rest, "--storage")
     if command == "train" and storage is not None:
         zoo.prepare_storage(storage)
-    # The zoo's commands parse sys.argv themselves.
+    # The commands parse sys.argv themselves.
     sys.argv = [f"sb3-reinforce {command}", *rest]
     _command(command)()
 

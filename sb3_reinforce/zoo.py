@@ -14,8 +14,10 @@ from typing import Any
 
 import optuna
 import rl_zoo3
+import rl_zoo3.enjoy
+import rl_zoo3.exp_manager
 import rl_zoo3.hyperparams_opt
-import rl_zoo3.train
+import rl_zoo3.train as zoo_train
 import rl_zoo3.utils
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
@@ -132,17 +134,14 @@ def _active_wandb() -> Any:
 
 def register() -> None:
     """Make ``--algo reinforce`` known to every zoo command. Idempotent."""
-    import rl_zoo3.enjoy
-    import rl_zoo3.exp_manager
-
     # The zoo modules import these registries by name; set the entry in each of them, so that a zoo release that
     # copies a registry instead of sharing it still sees REINFORCE.
-    for module in (rl_zoo3, rl_zoo3.utils, rl_zoo3.train, rl_zoo3.enjoy, rl_zoo3.exp_manager):
+    for module in (rl_zoo3, rl_zoo3.utils, zoo_train, rl_zoo3.enjoy, rl_zoo3.exp_manager):
         module.ALGOS[ALGO_NAME] = REINFORCE
     for module in (rl_zoo3.hyperparams_opt, rl_zoo3.exp_manager):
         module.HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_reinforce_params
         module.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_reinforce_params
-    rl_zoo3.train.ExperimentManager = ReinforceExperimentManager  # type: ignore[misc]
+    zoo_train.ExperimentManager = ReinforceExperimentManager  # type: ignore[misc]
 
 
 def prepare_storage(storage: str, attempts: int = 5) -> None:

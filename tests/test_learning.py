@@ -14,6 +14,8 @@ def test_defaults_solve_cartpole_in_100k_steps():
     means = []
     for seed in range(5):
         model = REINFORCE("MlpPolicy", "CartPole-v1", seed=seed).learn(100_000)
-        mean, _ = evaluate_policy(model, make_vec_env("CartPole-v1", seed=10_000 + seed), n_eval_episodes=20, deterministic=True)
+        mean, _ = evaluate_policy(
+            model, make_vec_env("CartPole-v1", seed=10_000 + seed), n_eval_episodes=20, deterministic=True
+        )
         means.append(mean)
     assert np.sum(np.array(means) >= 475) >= 4, means

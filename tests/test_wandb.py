@@ -41,7 +41,7 @@ def test_track_from_the_zoo_cli(tmp_path):
     run = read_offline_run(the_run(tmp_path))
     for key in [m for m in REINFORCE_METRICS if m != "train/value_loss"] + ["eval/mean_reward"]:
         assert key in run.history, key
-    for key in HYPERPARAMETERS + ["algo", "env", "seed"]:
+    for key in [*HYPERPARAMETERS, "algo", "env", "seed"]:
         assert key in run.config, key
     assert json.loads(run.config["baseline"]) == "linear"
     assert json.loads(run.config["algo"]) in ("reinforce", "REINFORCE")
@@ -67,7 +67,7 @@ def test_python_recipe(tmp_path, monkeypatch):
     for key in REINFORCE_METRICS:
         assert key in record.history, key
     assert len(record.history["train/explained_variance"]) >= 4
-    for key in HYPERPARAMETERS + ["algo", "env_id"]:
+    for key in [*HYPERPARAMETERS, "algo", "env_id"]:
         assert key in record.config, key
     assert json.loads(record.config["algo"]) == "REINFORCE"
     assert "model.zip" in record.files

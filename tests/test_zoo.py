@@ -127,18 +127,24 @@ def test_train_enjoy_and_plot(tmp_path):
     assert f"Loading hyperparameters from: {CONFIG}" in out.stdout or "zoo_configs/reinforce.yml" in out.stdout
     run_dir = tmp_path / "logs" / "reinforce" / "CartPole-v1_1"
     model = REINFORCE.load(run_dir / "CartPole-v1.zip")
-    saved = yaml.load((run_dir / "CartPole-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)  # the zoo writes OrderedDicts
+    saved = yaml.load(
+        (run_dir / "CartPole-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader
+    )  # the zoo writes OrderedDicts
     assert dict(saved)["return_estimator"] == model.return_estimator
     evaluations = np.load(run_dir / "evaluations.npz")
     assert evaluations["results"].shape[1] == 2  # --eval-episodes
 
-    out = run_cli("enjoy", "--algo", "reinforce", "--env", "CartPole-v1", "-f", "logs", "-n", "300", "--no-render", cwd=tmp_path)
+    out = run_cli(
+        "enjoy", "--algo", "reinforce", "--env", "CartPole-v1", "-f", "logs", "-n", "300", "--no-render", cwd=tmp_path
+    )
     assert "Mean reward" in out.stdout or "Episode Reward" in out.stdout
     run_cli("plot_train", "-a", "reinforce", "-e", "CartPole-v1", "-f", "logs/", cwd=tmp_path)
 
 
 def test_other_zoo_algorithms_use_the_same_command(tmp_path):
-    out = run_cli("train", "--algo", "a2c", "--env", "CartPole-v1", "-n", "1000", "-f", "logs", "--eval-freq", "-1", cwd=tmp_path)
+    out = run_cli(
+        "train", "--algo", "a2c", "--env", "CartPole-v1", "-n", "1000", "-f", "logs", "--eval-freq", "-1", cwd=tmp_path
+    )
     assert "hyperparams/a2c.yml" in out.stdout
     assert (tmp_path / "logs" / "a2c" / "CartPole-v1_1" / "CartPole-v1.zip").exists()
 

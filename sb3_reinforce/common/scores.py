@@ -147,4 +147,6 @@ def gradient_statistics(per_episode: th.Tensor) -> dict[str, float]:
     n = per_episode.shape[0]
     variance = float(((per_episode - mean) ** 2).sum() / max(n - 1, 1))
     signal = float((mean**2).sum())
-    return dict(grad_variance=variance, grad_snr=signal / variance if variance > 0 else float("inf"), grad_norm_mean=signal**0.5)
+    return dict(
+        grad_variance=variance, grad_snr=signal / variance if variance > 0 else float("inf"), grad_norm_mean=signal**0.5
+    )

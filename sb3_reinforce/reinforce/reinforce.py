@@ -37,6 +37,7 @@ class RolloutEstimate:
     next_start_steps: np.ndarray  # k of the row after the rollout, per env
     next_start_prefix: np.ndarray  # discounted rewards so far of the episode running after the rollout
 
+
 RETURN_ESTIMATORS = ("total", "reward_to_go", "gae")
 BASELINES = (None, "mean", "value", "linear", "optimal")
 BATCH_MODES = ("steps", "episodes")
@@ -321,10 +322,16 @@ class REINFORCE(OnPolicyAlgorithm):
             self._start_fresh_episodes(env)
 
         callback.on_rollout_start()
-        if not self._run_policy(env, self.rollout_buffer, n_rollout_steps, self.n_episodes if episodes_mode else None, callback):
+        if not self._run_policy(
+            env, self.rollout_buffer, n_rollout_steps, self.n_episodes if episodes_mode else None, callback
+        ):
             return False
         estimate = self._estimate(
-            self.rollout_buffer, self._last_obs, episodes_mode, self._episode_start_steps, self._episode_start_prefix  # type: ignore[arg-type]
+            self.rollout_buffer,
+            self._last_obs,
+            episodes_mode,
+            self._episode_start_steps,
+            self._episode_start_prefix,  # type: ignore[arg-type]
         )
         self._use_estimate(estimate)
 
