@@ -269,6 +269,10 @@ class REINFORCE(OnPolicyAlgorithm):
         else:
             self._float_obs_keys = [""] if _is_float_space(self.observation_space) else []
 
+    def _excluded_save_params(self) -> list[str]:
+        # The previous update's mean gradient is a diagnostic (log_grad_stats), not training state.
+        return [*super()._excluded_save_params(), "_previous_mean_gradient"]
+
     def _reset_episode_carry(self) -> None:
         """Forget the episodes in progress: their step index ``k`` and discounted reward prefix."""
         self._episode_start_steps = np.zeros(self.n_envs, dtype=np.int64)
