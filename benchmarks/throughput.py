@@ -34,9 +34,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import obs_as_tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cartpole import machine_description  # noqa: E402
+from cartpole import machine_description
 
-from sb3_reinforce import REINFORCE, zoo  # noqa: E402
+from sb3_reinforce import REINFORCE, zoo
 
 N_ENVS = 8
 BASELINES = [None, "mean", "linear", "value"]
