@@ -228,3 +228,18 @@ def test_prepare_storage_survives_workers_starting_together(tmp_path):
         _, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err[-2000:]
     assert len(optuna.get_all_study_names(storage)) == 1
+
+
+def test_all_plots_and_plot_from_file(tmp_path):
+    """The zoo's aggregate plots over several runs of REINFORCE."""
+    for seed in ("1", "2"):
+        run_cli(
+            "train", "--algo", "reinforce", "--env", "CartPole-v1", "-n", "1024", "--seed", seed, "-f", "logs",
+            "--eval-freq", "256", "--eval-episodes", "2", "-params", "batch_mode:'steps'", "n_steps:32", cwd=tmp_path,
+        )  # fmt: skip
+    out = run_cli(
+        "all_plots", "-a", "reinforce", "-e", "CartPole-v1", "-f", "logs/", "-o", "all", "--no-display", cwd=tmp_path
+    )
+    assert "CartPole-v1" in out.stdout
+    run_cli("plot_from_file", "-i", "all.pkl", "-o", "curves", "--format", "png", cwd=tmp_path)
+    assert (tmp_path / "curves").stat().st_size > 1000
