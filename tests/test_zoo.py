@@ -243,3 +243,14 @@ def test_all_plots_and_plot_from_file(tmp_path):
     assert "CartPole-v1" in out.stdout
     run_cli("plot_from_file", "-i", "all.pkl", "-o", "curves", "--format", "png", cwd=tmp_path)
     assert (tmp_path / "curves").stat().st_size > 1000
+
+
+def test_cli_help_and_unknown_command(capsys):
+    from sb3_reinforce.cli import main
+
+    main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("train", "enjoy", "plot_train", "plot_from_file", "all_plots", "variance"):
+        assert command in out
+    with pytest.raises(SystemExit, match=r"unknown command 'trian'.*train"):
+        main(["trian"])
