@@ -94,10 +94,11 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "HalfCheetah-v5"])
     parser.add_argument("--steps", type=int, default=40_000, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for small MLPs)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", help="CSV file")
     args = parser.parse_args()
-    th.set_num_threads(args.threads)
+    if args.threads:
+        th.set_num_threads(args.threads)
 
     config = yaml.safe_load(open(zoo.default_config_path()))
     rows: list[dict[str, Any]] = []
@@ -134,7 +135,7 @@ def main() -> None:
                              vs_a2c=rate / results["a2c (zoo)"], limit=round(limit)))  # fmt: skip
 
     date = datetime.date.today().isoformat()
-    print(f"\n{date}; {machine_description()}; torch threads {args.threads}; {args.steps} steps x {args.repeats} runs")
+    print(f"\n{date}; {machine_description()}; torch threads {th.get_num_threads()}; {args.steps} steps x {args.repeats} runs")
     print("| env | run | steps/s | of limit | vs A2C |\n| --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['env']} | {r['run']} | {r['steps_per_second']} | {r['of_limit']:.2f} | {r['vs_a2c']:.2f} |")
