@@ -9,8 +9,11 @@ per second of ``learn()``:
 - the limit: a loop that only steps the VecEnv with actions from the same policy's forward pass (no storage, no
   training).
 
-All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row steps the same VecEnv. Each row is
-the median of ``--repeats`` timed runs of ``--steps`` steps, after a warm-up run.
+All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row steps the same VecEnv. Every row is
+timed at a fixed policy: the learning rate is a schedule that returns 0, so ``learn()`` does all of its work
+(rollouts, gradients, value epochs, optimizer steps) but the parameters do not move. Otherwise a row whose policy
+learns faster would play longer episodes (fewer resets) than the others and than the limit loop, and be timed
+on a cheaper env. Each row is the median of ``--repeats`` timed runs of ``--steps`` steps, after a warm-up run.
 
     python benchmarks/throughput.py --out docs/results/throughput.csv
 """
@@ -42,6 +45,11 @@ N_ENVS = 8
 BASELINES = [None, "mean", "linear", "value"]
 
 
+def frozen(progress_remaining: float) -> float:
+    """A learning-rate schedule that keeps the policy fixed."""
+    return 0.0
+
+
 def build(algo: str, env_id: str, overrides: dict[str, Any], config: str | None = None) -> BaseAlgorithm:
     """A model from the zoo's config for ``algo`` (the package's for REINFORCE), through the zoo's own preprocessing."""
     zoo.register()
@@ -53,6 +61,8 @@ def build(algo: str, env_id: str, overrides: dict[str, Any], config: str | None 
         result = manager.setup_experiment()
     assert result is not None
     model, _ = result
+    model.learning_rate = frozen  # the zoo's schedule parsing only takes numbers and "lin_" strings
+    model._setup_lr_schedule()
     return model
 
 
