@@ -1,0 +1,56 @@
+"""
+Where REINFORCE's time goes: cProfile of ``learn()`` on CartPole-v1 (8 envs, defaults), grouped by component.
+
+    python benchmarks/profile_rollout.py --steps 40000
+"""
+
+import argparse
+import cProfile
+import pstats
+
+from stable_baselines3.common.env_util import make_vec_env
+
+from sb3_reinforce import REINFORCE
+
+# (label, function-name fragments whose cumulative time is reported)
+COMPONENTS = [
+    ("learn() total", "reinforce.py:*(learn)"),
+    ("rollout loop (_run_policy)", "(_run_policy)"),
+    ("  env step (DummyVecEnv.step)", "base_vec_env.py:*(step)"),
+    ("  policy forward (get_distribution)", "policies.py:*(get_distribution)"),
+    ("  callbacks (on_step)", "callbacks.py:*(on_step)"),
+    ("  episode statistics (_update_info_buffer)", "(_update_info_buffer)"),
+    ("  NaN/inf checks (_check_finite_step)", "(_check_finite_step)"),
+    ("  storage (buffer.add)", "buffers.py:*(add)"),
+    ("returns and baselines (_estimate)", "(_estimate)"),
+    ("update (train)", "reinforce.py:*(train)"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=40_000)
+    parser.add_argument("--baseline", default="value")
+    args = parser.parse_args()
+    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8, seed=0), baseline=args.baseline, seed=0)
+    model.learn(4096)
+    profile = cProfile.Profile()
+    profile.enable()
+    model.learn(args.steps, reset_num_timesteps=False)
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    total = None
+    print(f"{'component':45s} {'seconds':>8s} {'share':>6s}")
+    for label, pattern in COMPONENTS:
+        file_part, _, name_part = pattern.rpartition("*")
+        seconds = sum(
+            value[3]
+            for (filename, line, name), value in stats.items()
+            if f"({name})" == name_part and (not file_part or f"{filename.rsplit('/', 1)[-1]}:" == file_part)
+        )
+        total = total or seconds
+        print(f"{label:45s} {seconds:8.2f} {seconds / total:6.1%}")
+
+
+if __name__ == "__main__":
+    main()
