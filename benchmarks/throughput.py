@@ -7,7 +7,7 @@ per second of ``learn()``:
 - REINFORCE with its zoo config, for each baseline (none, mean, linear, value) and both batch modes;
 - SB3's A2C and PPO with the zoo's configs for the same env;
 - the limit: a loop that only steps the VecEnv with actions from the same policy's forward pass (no storage, no
-  training).
+  training), timed on each row's own model and env, alternately with the row's own timed runs.
 
 All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row steps the same VecEnv. Every row is
 timed at a fixed policy: the learning rate is a schedule that returns 0, so ``learn()`` does all of its work
@@ -39,7 +39,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cartpole import machine_description
 
-from sb3_reinforce import REINFORCE, zoo
+from sb3_reinforce import zoo
 
 N_ENVS = 8
 BASELINES = [None, "mean", "linear", "value"]
@@ -66,37 +66,46 @@ def build(algo: str, env_id: str, overrides: dict[str, Any], config: str | None 
     return model
 
 
-def time_learn(model: BaseAlgorithm, steps: int, repeats: int) -> float:
-    """Median env steps per second of ``learn(steps)`` over ``repeats`` runs, after a warm-up."""
-    model.learn(min(steps, 2048), reset_num_timesteps=True)
-    rates = []
-    for _ in range(repeats):
-        start_steps = model.num_timesteps
-        start = time.perf_counter()
-        model.learn(steps, reset_num_timesteps=False)
-        rates.append((model.num_timesteps - start_steps) / (time.perf_counter() - start))
-    return statistics.median(rates)
+def learn_rate(model: BaseAlgorithm, steps: int) -> float:
+    """Env steps per second of one ``learn(steps)``."""
+    start_steps = model.num_timesteps
+    start = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    return (model.num_timesteps - start_steps) / (time.perf_counter() - start)
 
 
-def time_limit(model: BaseAlgorithm, steps: int, repeats: int) -> float:
-    """Steps per second of stepping the model's VecEnv with actions from its policy, nothing else."""
+def limit_rate(model: BaseAlgorithm, steps: int) -> float:
+    """Steps per second of stepping the model's VecEnv with actions from its policy's forward pass, nothing else."""
     env = model.get_env()
     assert env is not None
     policy = model.policy
-    rates = []
-    for _ in range(repeats + 1):
-        obs = env.reset()
-        n = 0
-        start = time.perf_counter()
-        while n < steps:
-            with th.no_grad():
-                actions = policy.get_distribution(obs_as_tensor(obs, model.device)).get_actions().cpu().numpy()  # type: ignore[attr-defined]
-            if hasattr(model.action_space, "low"):
-                actions = np.clip(actions, model.action_space.low, model.action_space.high)  # type: ignore[attr-defined]
-            obs, _, _, _ = env.step(actions)
-            n += env.num_envs
-        rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates[1:])
+    low = getattr(model.action_space, "low", None)
+    high = getattr(model.action_space, "high", None)
+    obs = env.reset()
+    n = 0
+    start = time.perf_counter()
+    while n < steps:
+        with th.no_grad():
+            actions = policy.get_distribution(obs_as_tensor(obs, model.device)).get_actions().cpu().numpy()  # type: ignore[attr-defined]
+        if low is not None:
+            actions = np.clip(actions, low, high)
+        obs, _, _, _ = env.step(actions)
+        n += env.num_envs
+    return n / (time.perf_counter() - start)
+
+
+def measure(model: BaseAlgorithm, steps: int, repeats: int) -> tuple[float, float]:
+    """
+    Median rates of ``learn()`` and of the limit loop on the same (frozen) model and env, timed alternately so that
+    slow drifts of the machine's speed affect both alike.
+    """
+    model.learn(min(steps, 2048), reset_num_timesteps=True)  # warm-up
+    limit_rate(model, min(steps, 2048))
+    learn, limit = [], []
+    for _ in range(repeats):
+        limit.append(limit_rate(model, steps))
+        learn.append(learn_rate(model, steps))
+    return statistics.median(learn), statistics.median(limit)
 
 
 def main() -> None:
@@ -125,30 +134,26 @@ def main() -> None:
                 runs.append((f"reinforce {batch_mode} {baseline}", "reinforce", overrides))
         runs += [("a2c (zoo)", "a2c", {}), ("ppo (zoo)", "ppo", {})]
 
-        limit = None
-        results: dict[str, float] = {}
+        results: dict[str, tuple[float, float]] = {}
         for label, algo, overrides in runs:
             model = build(algo, env_id, overrides, zoo.default_config_path() if algo == "reinforce" else None)
-            if limit is None:
-                assert isinstance(model, REINFORCE)
-                limit = time_limit(model, args.steps, args.repeats)
-                print(f"{env_id:16s} {'limit (policy forward + env step)':36s} {limit:9.0f} steps/s", flush=True)
-            results[label] = time_learn(model, args.steps, args.repeats)
-            print(
-                f"{env_id:16s} {label:36s} {results[label]:9.0f} steps/s  {results[label] / limit:5.2f} of limit", flush=True
-            )
+            rate, limit = measure(model, args.steps, args.repeats)
+            results[label] = (rate, limit)
+            print(f"{env_id:16s} {label:28s} {rate:9.0f} steps/s, limit {limit:9.0f}: {rate / limit:5.2f}", flush=True)
             assert model.env is not None
             model.env.close()
-        assert limit is not None
-        for label, rate in results.items():
-            rows.append(dict(env=env_id, run=label, steps_per_second=round(rate), of_limit=rate / limit,
-                             vs_a2c=rate / results["a2c (zoo)"], limit=round(limit)))  # fmt: skip
+        a2c = results["a2c (zoo)"][0]
+        for label, (rate, limit) in results.items():
+            rows.append(dict(env=env_id, run=label, steps_per_second=round(rate), limit=round(limit), of_limit=rate / limit,
+                             vs_a2c=rate / a2c))  # fmt: skip
 
     date = datetime.date.today().isoformat()
     print(f"\n{date}; {machine_description()}; torch threads {th.get_num_threads()}; {args.steps} steps x {args.repeats} runs")
-    print("| env | run | steps/s | of limit | vs A2C |\n| --- | --- | --- | --- | --- |")
+    print("| env | run | steps/s | limit steps/s | of limit | vs A2C |\n| --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['env']} | {r['run']} | {r['steps_per_second']} | {r['of_limit']:.2f} | {r['vs_a2c']:.2f} |")
+        print(
+            f"| {r['env']} | {r['run']} | {r['steps_per_second']} | {r['limit']} | {r['of_limit']:.2f} | {r['vs_a2c']:.2f} |"
+        )
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w", newline="") as file:
