@@ -39,6 +39,7 @@ def test_track_from_the_zoo_cli(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = read_offline_run(the_run(tmp_path))
+    assert run.finished
     for key in [m for m in REINFORCE_METRICS if m != "train/value_loss"] + ["eval/mean_reward"]:
         assert key in run.history, key
     for key in [*HYPERPARAMETERS, "algo", "env", "seed"]:
@@ -62,8 +63,10 @@ def test_python_recipe(tmp_path, monkeypatch):
     model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, tensorboard_log=str(tmp_path / "runs" / run.id), seed=0)
     model.learn(2048, callback=WandbCallback(model_save_path=str(tmp_path / "models" / run.id)))
     run.finish()
+    wandb.teardown()  # stop W&B's service process, which writes the run's file
 
     record = read_offline_run(the_run(tmp_path))
+    assert record.finished
     for key in REINFORCE_METRICS:
         assert key in record.history, key
     assert len(record.history["train/explained_variance"]) >= 4

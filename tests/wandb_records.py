@@ -1,6 +1,7 @@
 """Read an offline W&B run back from its ``.wandb`` file (offline runs cannot be read with ``wandb.Api``)."""
 
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +44,25 @@ class OfflineRun:
     history: dict[str, list[str]] = field(default_factory=dict)  # metric -> JSON values, in order
     config: dict[str, str] = field(default_factory=dict)  # key -> JSON value
     files: set[str] = field(default_factory=set)
+    finished: bool = False  # the run's exit record was written
 
 
-def read_offline_run(run_dir: Path) -> OfflineRun:
-    """Metrics, config and saved files of an offline run directory (``wandb/offline-run-*``)."""
+def read_offline_run(run_dir: Path, timeout: float = 60.0) -> OfflineRun:
+    """
+    Metrics, config and saved files of an offline run directory (``wandb/offline-run-*``).
+
+    W&B writes the file from a service process, which may still be flushing when ``run.finish()`` returns in the
+    calling process: read again until the run's exit record is there, for at most ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        run = _read(run_dir)
+        if run.finished or time.monotonic() > deadline:
+            return run
+        time.sleep(0.5)
+
+
+def _read(run_dir: Path) -> OfflineRun:
     (path,) = Path(run_dir).glob("run-*.wandb")
     run = OfflineRun()
     for raw in _chunks(path.read_bytes()):
@@ -62,4 +78,6 @@ def read_offline_run(run_dir: Path) -> OfflineRun:
                 run.config[item.key or "/".join(item.nested_key)] = item.value_json
         elif kind == "files":
             run.files.update(f.path for f in record.files.files)
+        elif kind == "exit":
+            run.finished = True
     return run
