@@ -84,3 +84,15 @@ def test_load_keeps_the_fitted_baseline_object_fresh_for_new_models():
     b = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, baseline="linear", seed=0)
     assert a.fitted_baseline is not b.fitted_baseline
     assert b.fitted_baseline.coef is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
+def test_load_with_a_different_number_of_envs(tmp_path, batch_mode):
+    """Storage and the per-env episode state follow the new env count (the total estimator carries state per env)."""
+    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), n_steps=64, batch_mode=batch_mode,
+                      return_estimator="total", baseline="linear", seed=0).learn(500)  # fmt: skip
+    model.save(tmp_path / "model.zip")
+    loaded = REINFORCE.load(tmp_path / "model.zip", env=make_vec_env("CartPole-v1", n_envs=5))
+    loaded.learn(600, reset_num_timesteps=False)
+    assert loaded.n_envs == loaded.rollout_buffer.n_envs == len(loaded._episode_start_steps) == 5
+    assert loaded.num_timesteps >= model.num_timesteps + 600
