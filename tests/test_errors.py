@@ -1,5 +1,7 @@
 """Bad input fails at construction with a ValueError naming the argument, the value and the allowed values."""
 
+import warnings
+
 import pytest
 from stable_baselines3.common.envs import FakeImageEnv
 
@@ -46,3 +48,13 @@ def test_valid_edge_values_are_accepted():
     REINFORCE("MlpPolicy", "CartPole-v1", gamma=0.0, gae_lambda=1.0, n_value_epochs=0, max_grad_norm=float("inf"))
     REINFORCE("MlpPolicy", "CartPole-v1", gamma=1, n_steps=1, normalize_advantage=False)
     REINFORCE("MlpPolicy", "CartPole-v1", batch_mode="episodes", n_episodes=1, n_steps=1)
+
+
+@pytest.mark.parametrize("baseline", ["mean", "optimal"])
+def test_constant_baseline_with_normalisation_warns(baseline):
+    with pytest.warns(UserWarning, match=rf"baseline='{baseline}'.*normalize_advantage=False"):
+        REINFORCE("MlpPolicy", "CartPole-v1", baseline=baseline)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        REINFORCE("MlpPolicy", "CartPole-v1", baseline=baseline, normalize_advantage=False)
+    assert not [w for w in caught if "normalize_advantage" in str(w.message)]

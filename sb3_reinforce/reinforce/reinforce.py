@@ -1,3 +1,4 @@
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -208,6 +209,13 @@ class REINFORCE(OnPolicyAlgorithm):
         # State of the closed-form baselines ("mean", "linear"), saved with the model.
         self.fitted_baseline: Baseline | None = None
 
+        if normalize_advantage and baseline in ("mean", "optimal"):
+            warnings.warn(
+                f"baseline={baseline!r} is a constant, which normalize_advantage=True removes again (normalisation "
+                "subtracts the batch mean): the baseline has no effect. Pass normalize_advantage=False to use it.",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.env is not None:
             if normalize_advantage and batch_mode == "steps" and n_steps * self.n_envs == 1:
                 raise ValueError(
