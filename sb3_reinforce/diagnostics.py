@@ -80,23 +80,19 @@ def collect_episodes(model: REINFORCE, n_episodes: int) -> EpisodeSample:
         model._last_obs = None  # type: ignore[assignment]
         if vec_normalize is not None:
             vec_normalize.training = was_training
-    rows, envs = np.nonzero(estimate.valid)
-    ids = scores.episode_ids(buffer.dones[: buffer.pos])[rows, envs]
-    unique, ids = np.unique(ids, return_inverse=True)
-    assert len(unique) == n_episodes
+    rows, envs, ids, found = buffer.episodes(estimate.valid)
+    assert found == n_episodes
     return EpisodeSample(buffer, estimate, rows, envs, ids, n_episodes)
 
 
 def episode_gradients(model: REINFORCE, sample: EpisodeSample, weights: list[np.ndarray]) -> list[dict[str, th.Tensor]]:
-    """Per-episode ``sum_t weight_t grad log pi(a_t|s_t)`` for each flat ``(n_steps,)`` weight array."""
-    return scores.episode_gradients(
-        model.policy,
-        sample.observations(model),
-        sample.actions(model),
-        [th.as_tensor(w, dtype=th.float32, device=model.device) for w in weights],
-        th.as_tensor(sample.episode_ids, device=model.device),
-        sample.n_episodes,
-    )
+    """Per-episode ``sum_t weight_t grad log pi(a_t|s_t)`` for each flat ``(n_steps,)`` weight array of ``sample``."""
+    grids = []
+    for flat in weights:
+        grid = np.zeros(sample.estimate.valid.shape)
+        grid[sample.rows, sample.envs] = flat
+        grids.append(grid)
+    return model._episode_gradients(sample.buffer, sample.estimate.valid, grids)
 
 
 def sample_gradients(model: REINFORCE, n_episodes: int) -> dict[str, th.Tensor]:
@@ -117,8 +113,7 @@ def sample_gradients(model: REINFORCE, n_episodes: int) -> dict[str, th.Tensor]:
     advantages = estimate.psi - estimate.baseline_values
     if estimate.score_weights is not None:
         advantages = advantages * estimate.score_weights
-    (per_episode,) = episode_gradients(model, sample, [sample.flat(advantages)])
-    return per_episode
+    return model._episode_gradients(sample.buffer, estimate.valid, [advantages])[0]
 
 
 def gradient_statistics(per_episode: dict[str, th.Tensor]) -> dict[str, float]:

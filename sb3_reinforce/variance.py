@@ -69,8 +69,7 @@ def _returns(model: REINFORCE, sample: EpisodeSample, gamma: float, gae_lambda: 
 
 
 def _values(model: REINFORCE, sample: EpisodeSample) -> np.ndarray:
-    with th.no_grad():
-        return model.policy.predict_values(sample.observations(model)).flatten().cpu().numpy().astype(np.float64)
+    return model._predict_values(sample.buffer.observations_at(sample.rows, sample.envs))
 
 
 def _fit_value_head(model: REINFORCE, sample: EpisodeSample, targets: np.ndarray, steps: int, lr: float = 1e-3) -> None:

@@ -14,6 +14,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_reinforce import REINFORCE
+from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
 from sb3_reinforce.diagnostics import collect_episodes, episode_gradients, gradient_statistics, sample_gradients
 
@@ -143,7 +144,7 @@ def test_optimal_baseline_fit_matches_its_formula():
     model.learn(1)  # one rollout and one update
     buffer = model.rollout_buffer
     rows, envs = np.nonzero(buffer.valid)
-    ids = np.unique(scores.episode_ids(buffer.dones[: buffer.pos])[rows, envs], return_inverse=True)[1]
+    ids = np.unique(ret.episode_ids(buffer.dones[: buffer.pos])[rows, envs], return_inverse=True)[1]
     psi = buffer.advantages[rows, envs]  # the first batch's baseline is 0, so these are Psi_t
     # Plain loop: per-episode G and S, one autograd call per step.
     g = np.zeros((ids.max() + 1, 8))

@@ -1,6 +1,6 @@
 """Rollout storage for REINFORCE: preallocated, time-major, growable for whole-episode batches."""
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch as th
@@ -8,9 +8,25 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 from stable_baselines3.common.type_aliases import TensorDict
-from stable_baselines3.common.utils import get_device
+from stable_baselines3.common.utils import get_device, obs_as_tensor
+
+from sb3_reinforce.common.returns import episode_ids
 
 Observations = np.ndarray | dict[str, np.ndarray]
+Batch = TypeVar("Batch", bound=np.ndarray | th.Tensor | dict[str, np.ndarray] | dict[str, th.Tensor])
+
+
+def batch_length(obs: Batch) -> int:
+    """Number of samples in a batch of observations (an array or tensor, or a dict of them)."""
+    first: Any = next(iter(obs.values())) if isinstance(obs, dict) else obs
+    return len(first)
+
+
+def batch_slice(obs: Batch, part: slice) -> Batch:
+    """A slice of a batch of observations (an array or tensor, or a dict of them)."""
+    if isinstance(obs, dict):
+        return {key: value[part] for key, value in obs.items()}  # type: ignore[return-value]
+    return obs[part]  # type: ignore[return-value]
 
 
 class ReinforceBatch(NamedTuple):
@@ -154,15 +170,20 @@ class ReinforceRolloutBuffer(BaseBuffer):
             return {key: value[: self.pos].reshape(-1, *value.shape[2:]) for key, value in self.observations.items()}
         return self.observations[: self.pos].reshape(-1, *self.observations.shape[2:])
 
+    def episodes(self, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """
+        The steps marked in ``valid`` and the episode of each: ``(rows, envs, ids, n_episodes)``, with ``ids`` in
+        ``[0, n_episodes)`` (the parts of episodes inside the rollout count as episodes).
+        """
+        rows, envs = np.nonzero(valid)
+        unique, ids = np.unique(episode_ids(self.dones[: self.pos])[rows, envs], return_inverse=True)
+        return rows, envs, ids, len(unique)
+
     def get_batch(self) -> ReinforceBatch:
         """The steps marked ``valid`` after the rollout, as tensors on the buffer's device."""
         rows, envs = np.nonzero(self.valid)
-        obs = self.observations_at(rows, envs)
-        observations: th.Tensor | TensorDict
-        if isinstance(obs, dict):
-            observations = {key: self.to_torch(value) for key, value in obs.items()}
-        else:
-            observations = self.to_torch(obs)
+        # Fancy indexing already copies, so the tensors can share the arrays' memory.
+        observations = obs_as_tensor(self.observations_at(rows, envs), self.device)  # type: ignore[arg-type]
         weights = None if self.score_weights is None else self.to_torch(self.score_weights[rows, envs].astype(np.float32))
         targets = None if self.value_targets is None else self.to_torch(self.value_targets[rows, envs].astype(np.float32))
         return ReinforceBatch(

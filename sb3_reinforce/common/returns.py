@@ -14,6 +14,8 @@ Notation (as in the seeds): an episode ``tau = (s_0, a_0, r_0, ..., s_{T-1}, a_{
 - :func:`total_return`: ``R(tau) = sum_{t=0}^{T-1} gamma^t r_t``, the same for every step (estimator (i)).
 - :func:`gae_advantages`: generalized advantage estimation, ``A_t = sum_l (gamma lambda)^l delta_{t+l}``.
 - :func:`episode_timesteps`: ``k_t``, used for ``gamma^k_t`` (``discount_score``) and time features.
+- :func:`episode_ids`, :func:`complete_episode_mask`: which episode each step belongs to, and whether it ends inside
+  the batch.
 """
 
 import numpy as np
@@ -188,3 +190,16 @@ def score_discount(timesteps: np.ndarray, gamma: float) -> np.ndarray:
     :return: float64 array of the same shape
     """
     return np.power(gamma, timesteps.astype(np.float64))
+
+
+def episode_ids(dones: np.ndarray) -> np.ndarray:
+    """
+    An id for every (row, env) of a time-major rollout: episodes (or the parts of them inside the rollout) are
+    numbered env by env, in time order.
+
+    :param dones: ``(n_steps, n_envs)`` episode ended at step t
+    :return: ``(n_steps, n_envs)`` int64
+    """
+    starts = np.vstack([np.ones((1, dones.shape[1]), dtype=bool), dones[:-1]])
+    offsets = np.concatenate([[0], np.cumsum(starts.sum(axis=0))[:-1]])
+    return np.cumsum(starts, axis=0) - 1 + offsets[None, :]

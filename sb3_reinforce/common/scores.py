@@ -9,13 +9,14 @@ a sum over the episode's steps, so that the mean of ``g_i`` over episodes estima
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 from torch.func import functional_call, grad, vmap
+
+from sb3_reinforce.common.buffers import batch_length, batch_slice
 
 # Steps per vmap call: bounds memory at chunk * number of actor parameters floats.
 SCORE_CHUNK = 1024
@@ -57,16 +58,6 @@ def actor_parameter_names(policy: ActorCriticPolicy, obs: PyTorchObs, actions: t
     return [name for (name, _), g in zip(named, grads, strict=True) if g is not None]
 
 
-def _index(obs: PyTorchObs, sl: slice) -> PyTorchObs:
-    if isinstance(obs, dict):
-        return {key: value[sl] for key, value in obs.items()}
-    return obs[sl]
-
-
-def _length(obs: PyTorchObs) -> int:
-    return len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
-
-
 def episode_gradients(
     policy: ActorCriticPolicy,
     obs: PyTorchObs,
@@ -88,10 +79,10 @@ def episode_gradients(
     :param names: parameter names (default: every parameter the action distribution depends on)
     :return: for each weight vector, ``{name: (n_episodes, *param.shape)}``
     """
-    n_steps = _length(obs)
+    n_steps = batch_length(obs)
     if names is None:
         probe = slice(0, min(n_steps, 8))
-        names = actor_parameter_names(policy, _index(obs, probe), actions[probe])
+        names = actor_parameter_names(policy, batch_slice(obs, probe), actions[probe])
     parameters = dict(policy.named_parameters())
     params = {f"policy.{name}": parameters[name].detach() for name in names}
     module = _LogProb(policy)
@@ -107,7 +98,7 @@ def episode_gradients(
     with _no_distribution_validation():
         for start in range(0, n_steps, SCORE_CHUNK):
             chunk = slice(start, start + SCORE_CHUNK)
-            scores = per_step_grad(params, _index(preprocessed, chunk), actions[chunk])
+            scores = per_step_grad(params, batch_slice(preprocessed, chunk), actions[chunk])
             ids = episode_ids[chunk]
             for weight, total in zip(weights, sums, strict=True):
                 w = weight[chunk]
@@ -120,19 +111,6 @@ def episode_gradients(
 def flatten(per_episode: dict[str, th.Tensor]) -> th.Tensor:
     """``{name: (n, *shape)}`` -> ``(n, total number of parameters)``, in the dict's order."""
     return th.cat([value.reshape(len(value), -1) for value in per_episode.values()], dim=1)
-
-
-def episode_ids(dones: np.ndarray) -> np.ndarray:
-    """
-    An id for every (row, env) of a time-major rollout: episodes (or the parts of them inside the rollout) are
-    numbered env by env, in time order.
-
-    :param dones: ``(n_steps, n_envs)`` episode ended at step t
-    :return: ``(n_steps, n_envs)`` int64
-    """
-    starts = np.vstack([np.ones((1, dones.shape[1]), dtype=bool), dones[:-1]])
-    offsets = np.concatenate([[0], np.cumsum(starts.sum(axis=0))[:-1]])
-    return np.cumsum(starts, axis=0) - 1 + offsets[None, :]
 
 
 def gradient_statistics(per_episode: th.Tensor) -> dict[str, float]:

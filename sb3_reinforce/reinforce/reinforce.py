@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
 from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, MeanBaseline, OptimalConstantBaseline
-from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer
+from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer, batch_length, batch_slice
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
@@ -271,7 +271,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self._discarded_fraction = 0.0
         # Floating-point observation entries, checked for NaN/inf at every step.
         if isinstance(self.observation_space, spaces.Dict):
-            self._float_obs_keys: list[str] | None = [
+            self._float_obs_keys: list[str] = [
                 key for key, space in self.observation_space.spaces.items() if _is_float_space(space)
             ]
         else:
@@ -388,6 +388,8 @@ class REINFORCE(OnPolicyAlgorithm):
             started = int(included.sum())
         if self.use_sde:
             self.policy.reset_noise(n_envs)
+        box_actions = isinstance(self.action_space, spaces.Box)
+        bootstrap_truncations = self.uses_value_function
 
         n_steps = 0
         while included.any() if included is not None else n_steps < n_rollout_steps:
@@ -399,11 +401,11 @@ class REINFORCE(OnPolicyAlgorithm):
                 actions = self.policy.get_distribution(obs_tensor).get_actions().cpu().numpy()
 
             clipped_actions = actions
-            if isinstance(self.action_space, spaces.Box):
+            if box_actions:
                 if self.policy.squash_output:
                     clipped_actions = self.policy.unscale_action(clipped_actions)
                 else:
-                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
 
@@ -420,7 +422,7 @@ class REINFORCE(OnPolicyAlgorithm):
             buffer.add(self._last_obs, actions, rewards, dones, included)  # type: ignore[arg-type]
             if dones.any():
                 ended = np.flatnonzero(dones)
-                if self.uses_value_function:
+                if bootstrap_truncations:
                     # Time-limit truncation: bootstrap with V(terminal observation) after the rollout.
                     for idx in ended:
                         if infos[idx].get("TimeLimit.truncated", False) and infos[idx].get("terminal_observation") is not None:
@@ -443,7 +445,7 @@ class REINFORCE(OnPolicyAlgorithm):
                 f"Env {env_idx} returned a non-finite reward ({rewards[env_idx]}) at step {rollout_step} of the "
                 f"rollout (num_timesteps={self.num_timesteps})."
             )
-        for key in self._float_obs_keys or ():
+        for key in self._float_obs_keys:
             obs = new_obs[key] if key else new_obs
             assert isinstance(obs, np.ndarray)
             if not np.isfinite(obs).all():
@@ -456,19 +458,11 @@ class REINFORCE(OnPolicyAlgorithm):
 
     def _predict_values(self, obs: Observations) -> np.ndarray:
         """``V(s)`` of a flat batch of observations, in chunks, as float64."""
-        if isinstance(obs, dict):
-            n = len(next(iter(obs.values())))
-        else:
-            n = len(obs)
+        n = batch_length(obs)
         values = np.empty(n, dtype=np.float64)
         with th.no_grad():
             for start in range(0, n, _VALUE_CHUNK):
-                chunk: Observations
-                if isinstance(obs, dict):
-                    chunk = {key: value[start : start + _VALUE_CHUNK] for key, value in obs.items()}
-                else:
-                    chunk = obs[start : start + _VALUE_CHUNK]
-                tensor = obs_as_tensor(chunk, self.device)  # type: ignore[arg-type]
+                tensor = obs_as_tensor(batch_slice(obs, slice(start, start + _VALUE_CHUNK)), self.device)  # type: ignore[arg-type]
                 values[start : start + _VALUE_CHUNK] = self.policy.predict_values(tensor).flatten().cpu().numpy()
         return values
 
@@ -488,7 +482,7 @@ class REINFORCE(OnPolicyAlgorithm):
         episodes_mode: bool,
         start_steps: np.ndarray,
         start_prefix: np.ndarray,
-    ) -> "RolloutEstimate":
+    ) -> RolloutEstimate:
         """
         ``Psi_t``, the baseline ``b_t`` as it stands before this batch, the value targets and the mask of the steps
         that enter the loss, for the rollout in ``buffer``. Changes nothing (no baseline is fitted).
@@ -507,7 +501,13 @@ class REINFORCE(OnPolicyAlgorithm):
 
         values = last_values = None
         if self.uses_value_function:
-            values = self._predict_values(buffer.stored_observations()).reshape(n_rows, self.n_envs)
+            if episodes_mode:
+                # Only the steps of the batch's episodes: each is complete, so no V of another step enters its returns
+                values = np.zeros((n_rows, self.n_envs))
+                used_rows, used_envs = np.nonzero(buffer.included[:n_rows])
+                values[used_rows, used_envs] = self._predict_values(buffer.observations_at(used_rows, used_envs))
+            else:
+                values = self._predict_values(buffer.stored_observations()).reshape(n_rows, self.n_envs)
             if not episodes_mode:
                 last_values = self._predict_values(last_obs)
             if buffer.truncations:
@@ -569,7 +569,7 @@ class REINFORCE(OnPolicyAlgorithm):
             next_start_prefix=next_prefix,
         )
 
-    def _use_estimate(self, estimate: "RolloutEstimate") -> None:
+    def _use_estimate(self, estimate: RolloutEstimate) -> None:
         """Hand the batch's ``Psi_t - b_t`` to the update, fit the closed-form baselines to it, carry episodes on."""
         buffer = self.rollout_buffer
         valid = estimate.valid
@@ -598,31 +598,30 @@ class REINFORCE(OnPolicyAlgorithm):
             self.fitted_baseline.fit(estimate.features, targets)
         elif isinstance(self.fitted_baseline, OptimalConstantBaseline) and valid.any():
             weights = np.ones_like(estimate.psi) if estimate.score_weights is None else estimate.score_weights
-            weighted, scores = self._episode_gradients(buffer, valid, [weights * estimate.psi, weights])
-            self.fitted_baseline.fit(weighted.cpu().numpy(), scores.cpu().numpy())
+            weighted, score = (
+                scores.flatten(g) for g in self._episode_gradients(buffer, valid, [weights * estimate.psi, weights])
+            )
+            self.fitted_baseline.fit(weighted.cpu().numpy(), score.cpu().numpy())
 
         self._discarded_fraction = 1.0 - float(valid.mean()) if valid.size else 0.0
         self.logger.record("rollout/discarded_steps", self._discarded_fraction)
 
     def _episode_gradients(
         self, buffer: ReinforceRolloutBuffer, valid: np.ndarray, weights: list[np.ndarray]
-    ) -> list[th.Tensor]:
+    ) -> list[dict[str, th.Tensor]]:
         """
         Per-episode sums ``sum_{t in i} weight_t grad log pi(a_t|s_t)`` over the valid steps of ``buffer`` (episode parts
-        inside the rollout count as episodes), as ``(n_episodes, n_actor_params)`` matrices, one per weight array.
+        inside the rollout count as episodes), one ``{name: (n_episodes, *param.shape)}`` per time-major weight array.
         """
-        rows, envs = np.nonzero(valid)
-        ids = scores.episode_ids(buffer.dones[: buffer.pos])[rows, envs]
-        unique, ids = np.unique(ids, return_inverse=True)
+        rows, envs, ids, n_episodes = buffer.episodes(valid)
         obs = obs_as_tensor(buffer.observations_at(rows, envs), self.device)  # type: ignore[arg-type]
         actions = th.as_tensor(buffer.actions[rows, envs], device=self.device)
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
         weight_tensors = [th.as_tensor(w[rows, envs], dtype=th.float32, device=self.device) for w in weights]
-        sums = scores.episode_gradients(
-            self.policy, obs, actions, weight_tensors, th.as_tensor(ids, device=self.device), len(unique)
+        return scores.episode_gradients(
+            self.policy, obs, actions, weight_tensors, th.as_tensor(ids, device=self.device), n_episodes
         )
-        return [scores.flatten(s) for s in sums]
 
     # ------------------------------------------------------------------------------------------------------
     # Update
@@ -709,7 +708,7 @@ class REINFORCE(OnPolicyAlgorithm):
         buffer = self.rollout_buffer
         weights = np.zeros(buffer.valid.shape)
         weights[buffer.valid] = advantages.detach().cpu().numpy()  # as in the loss: normalised, times gamma^k
-        (per_episode,) = self._episode_gradients(buffer, buffer.valid, [weights])
+        per_episode = scores.flatten(self._episode_gradients(buffer, buffer.valid, [weights])[0])
         stats = scores.gradient_statistics(per_episode)
         self.logger.record("train/grad_variance", stats["grad_variance"])
         self.logger.record("train/grad_snr", stats["grad_snr"])
