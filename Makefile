@@ -5,7 +5,7 @@ PYTHON ?= python3
 TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-EXTRAS ?= tests,zoo,wandb
+EXTRAS ?= tests,zoo,wandb,benchmark
 
 .PHONY: setup train test test-all lint format type check-codestyle commit-checks benchmark clean
 

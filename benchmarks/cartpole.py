@@ -10,16 +10,15 @@ import csv
 import datetime
 import multiprocessing
 import os
-import platform
 import time
 from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_reinforce import REINFORCE, __version__
+from sb3_reinforce.benchmark import machine_description
 
 
 def train_and_evaluate(seed: int, timesteps: int, eval_episodes: int, env_id: str) -> dict[str, Any]:
@@ -31,17 +30,6 @@ def train_and_evaluate(seed: int, timesteps: int, eval_episodes: int, env_id: st
     return dict(
         seed=seed, timesteps=model.num_timesteps, eval_mean=float(mean), eval_std=float(std), train_seconds=train_seconds
     )
-
-
-def machine_description() -> str:
-    """CPU model, core count and OS, for the record of where a figure was measured."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            cpu = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, torch {torch.__version__}"
 
 
 def main() -> None:

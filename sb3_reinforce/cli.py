@@ -6,6 +6,7 @@
     sb3-reinforce enjoy --algo reinforce --env CartPole-v1 -f logs/
     sb3-reinforce plot_train | all_plots | plot_from_file ...
     sb3-reinforce variance --env CartPole-v1 [--model PATH] --episodes 1000   # gradient variance study
+    sb3-reinforce benchmark --envs CartPole-v1 Acrobot-v1 --algos reinforce a2c ppo --seeds 10 --out DIR
 
 Every flag of the zoo's commands works as in the zoo (``-n``, ``--seed``, ``-f``, ``--eval-freq``, ``-params``,
 ``-conf``, ``--vec-env``, ``-P``, ``--track``, ``-optimize``, ``--n-trials``, ``--n-jobs``, ``--storage``,
@@ -29,6 +30,7 @@ ZOO_COMMANDS = {
 # The package's own commands.
 OWN_COMMANDS = {
     "variance": ("sb3_reinforce.variance", "main"),
+    "benchmark": ("sb3_reinforce.benchmark", "main"),
 }
 COMMANDS = {**ZOO_COMMANDS, **OWN_COMMANDS}
 

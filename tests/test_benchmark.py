@@ -1,0 +1,209 @@
+"""``sb3-reinforce benchmark``: run specs, statistics against their definitions, a tiny grid, resume, failures, Ray."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sb3_reinforce import benchmark
+from sb3_reinforce.benchmark import AlgoSpec, RunSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_algo_spec_parsing():
+    assert AlgoSpec.parse("PPO") == AlgoSpec("PPO", "ppo", {})
+    spec = AlgoSpec.parse("reinforce:baseline=mean,return_estimator=total,gamma=0.9")
+    assert spec.algo == "reinforce"
+    assert spec.params == {"baseline": "mean", "return_estimator": "total", "gamma": 0.9}
+    spec = AlgoSpec.parse("reinforce:baseline=None,policy_kwargs=dict(net_arch=[64, 64]),n_steps=256")
+    assert spec.params == {"baseline": None, "policy_kwargs": "dict(net_arch=[64, 64])", "n_steps": 256}
+    spec = AlgoSpec.parse("reinforce:policy_kwargs={'net_arch': [8, 8]}")
+    assert spec.params == {"policy_kwargs": {"net_arch": [8, 8]}}
+    assert "/" not in AlgoSpec.parse("reinforce:baseline='a/b'").folder
+    with pytest.raises(ValueError, match="--algos: 'reinforce:baseline' has 'baseline'"):
+        AlgoSpec.parse("reinforce:baseline")
+
+
+def test_run_command_is_the_zoo_train_command():
+    spec = RunSpec(AlgoSpec.parse("reinforce:baseline=mean"), "CartPole-v1", 3, 5000, 1000, 4, ("-P",))
+    command = spec.command(Path("out"))
+    assert command[1:4] == ["-m", "sb3_reinforce", "train"]
+    text = " ".join(command)
+    for part in ("--algo reinforce", "--env CartPole-v1", "--seed 3", "-n 5000", "--eval-freq 1000", "--eval-episodes 4"):
+        assert part in text
+    assert command[-2:] == ["-params", "baseline:'mean'"]
+    assert "-P" in command
+
+
+def test_statistics_match_their_definitions():
+    steps = np.array([0, 10, 20, 40])
+    returns = np.array([0.0, 5.0, 20.0, 10.0])
+    assert benchmark.steps_to_threshold(steps, returns, 5.0) == 10
+    assert benchmark.steps_to_threshold(steps, returns, 21.0) is None
+    assert benchmark.steps_to_threshold(steps, returns, None) is None
+    # trapezoids: (0+5)/2*10 + (5+20)/2*10 + (20+10)/2*20 = 25 + 125 + 300 = 450 over 40 steps
+    assert benchmark.area_under_curve(steps, returns) == pytest.approx(450 / 40)
+    values = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 13.0]])
+    mean, low, high = benchmark.t_interval(values)
+    half = stats.t.ppf(0.975, 2) * values.std(axis=0, ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose(mean, [2.0, 11.0])
+    np.testing.assert_allclose(high - mean, half)
+    np.testing.assert_allclose(mean - low, half)
+
+
+def _record(algo, env, seed, returns, steps=None, fps=100.0):
+    steps = steps or [100 * (i + 1) for i in range(len(returns))]
+    return dict(algo=algo, env=env, seed=seed, n_timesteps=steps[-1], eval_timesteps=steps, eval_returns=returns,
+                wall_time=2.0, fps=fps, status="ok")  # fmt: skip
+
+
+def test_summary_and_aggregate_on_known_runs():
+    records = [
+        _record("a", "E1", 0, [0.0, 10.0]),
+        _record("a", "E1", 1, [0.0, 4.0]),
+        _record("a", "E2", 0, [0.0, 1.0]),
+        _record("a", "E2", 1, [0.0, 0.5]),
+        _record("b", "E1", 0, [10.0, 10.0]),
+        _record("b", "E1", 1, [10.0, 10.0]),
+        _record("b", "E2", 0, [0.0, 0.0]),
+        _record("b", "E2", 1, [1.0, 1.0]),
+    ]
+    thresholds = {"E1": 10.0, "E2": 1.0}
+    rows = {(r["algo"], r["env"]): r for r in benchmark.summarize(records, thresholds)}
+    row = rows["a", "E1"]
+    assert row["final_mean"] == 7.0 and row["final_std"] == pytest.approx(np.std([10, 4], ddof=1))
+    assert row["reached"] == 1 and row["median_steps_to_threshold"] is None  # median of {200, never}
+    assert rows["b", "E1"]["median_steps_to_threshold"] == 100
+    assert row["auc"] == pytest.approx(np.mean([5.0, 2.0]))
+
+    randoms = {"E1": 0.0, "E2": 0.0}
+    table = {r["algo"]: r for r in benchmark.aggregate(records, thresholds, randoms, reps=500)}
+    # normalised finals of "a": E1 {1.0, 0.4}, E2 {1.0, 0.5}: IQM = mean of the middle half
+    a_scores = np.array([1.0, 0.4, 1.0, 0.5])
+    assert table["a"]["iqm"] == pytest.approx(stats.trim_mean(a_scores, 0.25))
+    assert table["a"]["optimality_gap"] == pytest.approx(np.mean(1 - np.minimum(a_scores, 1.0)))
+    for r in table.values():
+        assert r["iqm_low"] <= r["iqm"] <= r["iqm_high"]
+        assert r["gap_low"] <= r["optimality_gap"] <= r["gap_high"]
+        assert r["runs_per_env"] == 2 and r["envs"] == 2
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--envs", "CartPole-v1", "--algos", "dqnx"], "--algos: 'dqnx'"),
+        (["--envs", "NoSuchEnv-v0"], "--envs: 'NoSuchEnv-v0'"),
+        (["--envs", "CartPole-v1", "--algos", "reinforce:no_such_arg=1"], "'no_such_arg' .* not an argument of reinforce"),
+        (["--envs", "CartPole-v1", "--algos", "reinforce:baseline=bogus"], "baseline"),
+        (["--envs", "CartPole-v1", "--seeds", "0"], "--seeds: 0"),
+        (["--envs", "CartPole-v1", "--jobs", "0"], "--jobs: 0"),
+        (["--envs", "CartPole-v1", "--thresholds", "CartPole-v1=high"], "--thresholds"),
+        (["--envs", "CartPole-v1", "--algos", "ppo", "ppo"], "--algos: .* twice"),
+        (["--envs", "CartPole-v1", "CartPole-v1"], "--envs: .* twice"),
+    ],
+)
+def test_bad_arguments_fail_before_any_run(tmp_path, argv, match):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=match):
+        benchmark.main([*argv, "--out", str(out)])
+    assert not (out / "runs").exists()
+
+
+def test_aliases_zoo_configs_of_older_env_versions(tmp_path):
+    path = benchmark.zoo_configs_with_aliases("ppo", ["HalfCheetah-v5", "CartPole-v1"], tmp_path)
+    assert path is not None
+    import yaml
+
+    config = yaml.safe_load(Path(path).read_text())
+    assert config["HalfCheetah-v5"] == config["HalfCheetah-v4"]
+    assert benchmark.zoo_configs_with_aliases("ppo", ["CartPole-v1"], tmp_path / "none") is None
+
+
+def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sb3_reinforce", "benchmark", *args],
+        cwd=cwd, env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_tiny_grid_resume_and_failure(tmp_path):
+    """Two envs (one that crashes) x REINFORCE, a variant and A2C x 2 seeds, 2 parallel jobs, then run again."""
+    out = tmp_path / "bench"
+    args = [
+        "--envs", "CartPole-v1", "FailingCartPole-v0", "--gym-packages", "tests.failing_env",
+        "--algos", "reinforce", "reinforce:baseline=None,n_steps=128", "a2c", "--seeds", "2",
+        "--n-timesteps", "1500", "--eval-freq", "500", "--eval-episodes", "2", "--jobs", "2", "--out", str(out),
+    ]  # fmt: skip
+    first = _bench(*args, cwd=ROOT)
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]  # the crashing env's runs failed
+    assert "12 runs, 0 already finished" in first.stdout
+    assert "6 run(s) failed" in first.stdout, first.stdout[-1500:]
+    results = sorted(out.glob("runs/*/CartPole-v1/seed_*/result.json"))
+    failures = sorted(out.glob("runs/*/FailingCartPole-v0/seed_*/failed.json"))
+    assert len(results) == 6 and len(failures) == 6
+    failure = json.loads(failures[0].read_text())
+    assert "simulated crash" in failure["log_tail"]
+    record = json.loads(results[0].read_text())
+    assert record["eval_timesteps"][-1] > 1500 - 500 and len(record["eval_returns"]) == len(record["eval_timesteps"])
+
+    import csv
+
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {r["algo"] for r in rows} == {"reinforce", "reinforce:baseline=None,n_steps=128", "a2c"}
+    assert all(r["env"] == "CartPole-v1" and r["seeds"] == "2" for r in rows)
+    aggregate = list(csv.DictReader(open(out / "aggregate.csv")))
+    assert len(aggregate) == 3
+    for name in ("results.md", "aggregate.md", "report.md", "curves_CartPole-v1.png", "aggregate.png"):
+        assert (out / name).stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert "sb3-reinforce benchmark --envs CartPole-v1" in report and "Failed runs" in report
+
+    # Resume: finished runs are skipped (not rewritten); the failed ones are tried again.
+    removed = out / "runs" / "a2c" / "CartPole-v1" / "seed_1"
+    mtimes = {p: p.stat().st_mtime_ns for p in results if removed not in p.parents}
+    shutil.rmtree(removed)
+    second = _bench(*[a for a in args if a != "FailingCartPole-v0"], cwd=ROOT)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "6 runs, 5 already finished" in second.stdout
+    assert len(mtimes) == 5 and all(path.stat().st_mtime_ns == mtime for path, mtime in mtimes.items())
+    assert (removed / "result.json").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_runs_on_a_local_ray_cluster(tmp_path):
+    """The same runs as Ray tasks on a head node started on the loopback address."""
+    ray_cli = Path(sys.executable).parent / "ray"
+    port = _free_port()
+    environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run(
+        [str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        env=environment, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+    try:
+        out = tmp_path / "ray_bench"
+        benchmark.main(
+            ["--envs", "CartPole-v1", "--algos", "reinforce", "a2c", "--seeds", "2", "--n-timesteps", "1000",
+             "--eval-freq", "500", "--eval-episodes", "2", "--ray-address", f"127.0.0.1:{port}", "--out", str(out)]
+        )  # fmt: skip
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], env=environment, capture_output=True, timeout=120)
+    records = [json.loads(p.read_text()) for p in out.glob("runs/*/*/*/result.json")]
+    assert len(records) == 4
+    # Each run was a Ray task: it ran in a worker process, not in this one (local runs run in this process's threads).
+    assert all(r["worker_pid"] != os.getpid() for r in records)
+    assert (out / "results.csv").exists()
