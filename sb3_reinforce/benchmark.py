@@ -571,6 +571,7 @@ def _check_algos(algos: list[AlgoSpec], envs: list[str]) -> None:
     import inspect
 
     import rl_zoo3
+    from rl_zoo3.utils import linear_schedule
 
     from sb3_reinforce import REINFORCE, zoo
 
@@ -587,7 +588,12 @@ def _check_algos(algos: list[AlgoSpec], envs: list[str]) -> None:
                     f"{sorted(set(arguments) - {'self', 'policy', 'env'}) + sorted(allowed)}"
                 )
         if spec.algo == zoo.ALGO_NAME and spec.params:
-            constructor = {k: v for k, v in spec.params.items() if k in arguments}
+            # As the zoo preprocesses them: `lin_X` is a linear schedule, a policy_kwargs string is evaluated later.
+            constructor = {
+                k: linear_schedule(float(v[4:])) if isinstance(v, str) and v.startswith("lin_") else v
+                for k, v in spec.params.items()
+                if k in arguments and not (k == "policy_kwargs" and isinstance(v, str))
+            }
             for env_id in envs:
                 with warnings.catch_warnings():  # only the errors matter here; the run itself warns
                     warnings.simplefilter("ignore")

@@ -117,6 +117,16 @@ def test_bad_arguments_fail_before_any_run(tmp_path, argv, match):
     assert not (out / "runs").exists()
 
 
+def test_variants_are_checked_as_the_zoo_preprocesses_them():
+    specs = [
+        AlgoSpec.parse("reinforce:learning_rate='lin_1e-3',policy_kwargs='dict(net_arch=[8])',n_envs=4"),
+        AlgoSpec.parse("a2c"),
+    ]
+    benchmark._check_algos(specs, ["CartPole-v1"])  # a schedule string, a policy_kwargs string and a zoo key are valid
+    with pytest.raises(ValueError, match="learning_rate"):
+        benchmark._check_algos([AlgoSpec.parse("reinforce:learning_rate=-1.0")], ["CartPole-v1"])
+
+
 def test_aliases_zoo_configs_of_older_env_versions(tmp_path):
     path = benchmark.zoo_configs_with_aliases("ppo", ["HalfCheetah-v5", "CartPole-v1"], tmp_path)
     assert path is not None
