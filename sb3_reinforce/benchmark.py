@@ -37,6 +37,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -429,13 +430,13 @@ def plot_curves(records: list[dict[str, Any]], env_id: str, threshold: float | N
         steps = np.array(runs[0]["eval_timesteps"][:length])
         curves = np.array([r["eval_returns"][:length] for r in runs])
         mean, low, high = t_interval(curves)
-        (line,) = axes.plot(steps, mean, label=f"{algo} ({len(runs)} seeds)")
+        (line,) = axes.plot(steps, mean, label=textwrap.fill(f"{algo} ({len(runs)} seeds)", 70))
         axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
     if threshold is not None:
         axes.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     axes.set(title=env_id, xlabel="environment steps", ylabel="evaluation return (deterministic)")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -448,13 +449,14 @@ def plot_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(9, 0.6 * len(rows) + 1.5))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 0.7 * len(rows) + 1.5))
     panels = [("iqm", "iqm_low", "iqm_high", "IQM"), ("optimality_gap", "gap_low", "gap_high", "Optimality gap")]
     for axis, (key, low, high, title) in zip(axes, panels, strict=True):
         for i, row in enumerate(rows):
             axis.barh(i, row[high] - row[low], left=row[low], height=0.6, alpha=0.6)
             axis.plot([row[key], row[key]], [i - 0.3, i + 0.3], color="black")
-        axis.set_yticks(range(len(rows)), [row["algo"] for row in rows] if axis is axes[0] else [""] * len(rows))
+        labels = [textwrap.fill(row["algo"], 32) if axis is axes[0] else "" for row in rows]
+        axis.set_yticks(range(len(rows)), labels, fontsize=7)
         axis.set(title=title, xlabel="normalised score")
         axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
