@@ -17,8 +17,8 @@ Runs go to local processes (``--jobs``) or, with ``--ray-address``, to the tasks
 that finished is kept in ``OUT/runs/.../result.json`` and skipped when the command runs again; a run that fails is
 reported (``failed.json`` and its log) and the others go on. From the finished runs the command writes:
 
-- ``results.csv`` / ``results.md``: per algorithm and env, the final evaluation return (mean and std over seeds),
-  the steps to first reach the env's threshold, the area under the learning curve, wall time and fps;
+- ``results.csv`` / ``results.md``: per algorithm and env, the final evaluation return (mean, std and 95%
+  t-interval over seeds), the steps to first reach the env's threshold, the area under the learning curve, wall time and fps;
 - ``aggregate.csv`` / ``aggregate.md`` / ``aggregate.png``: IQM and optimality gap of the final returns normalised
   per env as ``(return - random) / (threshold - random)`` (``random``: a uniformly random policy, measured), with
   95% stratified bootstrap confidence intervals (rliable);
@@ -305,6 +305,7 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float | None]
     for algo, env_id in keys:
         runs = sorted((r for r in records if r["algo"] == algo and r["env"] == env_id), key=lambda r: r["seed"])
         finals = np.array([r["eval_returns"][-1] for r in runs])
+        _, low, high = t_interval(finals)
         curves = [(np.array(r["eval_timesteps"]), np.array(r["eval_returns"])) for r in runs]
         reached = [steps_to_threshold(t, y, thresholds[env_id]) for t, y in curves]
         hits = [s for s in reached if s is not None]
@@ -318,6 +319,8 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float | None]
                 "n_timesteps": int(np.median([t[-1] for t, _ in curves])),
                 "final_mean": float(finals.mean()),
                 "final_std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
+                "final_ci_low": float(low),
+                "final_ci_high": float(high),
                 "threshold": thresholds[env_id],
                 "reached": len(hits),
                 "median_steps_to_threshold": None if np.isinf(median_steps) else int(median_steps),
@@ -398,9 +401,9 @@ def markdown_table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
 
 RESULT_COLUMNS = {
     "env": "env", "algo": "algorithm", "seeds": "seeds", "n_timesteps": "steps", "final_mean": "final return",
-    "final_std": "std", "threshold": "threshold", "reached": "seeds reaching it",
-    "median_steps_to_threshold": "median steps to threshold", "auc": "AUC (mean return)",
-    "wall_time_s": "wall time (s)", "fps": "fps",
+    "final_std": "std", "final_ci_low": "95% CI low", "final_ci_high": "95% CI high", "threshold": "threshold",
+    "reached": "seeds reaching it", "median_steps_to_threshold": "median steps to threshold",
+    "auc": "AUC (mean return)", "wall_time_s": "wall time (s)", "fps": "fps",
 }  # fmt: skip
 AGGREGATE_COLUMNS = {
     "algo": "algorithm", "envs": "envs", "runs_per_env": "runs per env", "iqm": "IQM", "iqm_low": "IQM 95% low",
@@ -591,7 +594,7 @@ def _check_algos(algos: list[AlgoSpec], envs: list[str]) -> None:
                 )
         if spec.algo == zoo.ALGO_NAME and spec.params:
             # As the zoo preprocesses them: `lin_X` is a linear schedule, a policy_kwargs string is evaluated later.
-            constructor = {
+            constructor: dict[str, Any] = {
                 k: linear_schedule(float(v[4:])) if isinstance(v, str) and v.startswith("lin_") else v
                 for k, v in spec.params.items()
                 if k in arguments and not (k == "policy_kwargs" and isinstance(v, str))
@@ -739,7 +742,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.eval_freq or 'budget/20'} steps, {args.eval_episodes} deterministic episodes on a separate env; "
         f"seeds 0..{args.seeds - 1}."
     )
-    command = "sb3-reinforce benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    # The command that produces these results (with --report-only it is the same command that ran them).
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
+    command = "sb3-reinforce benchmark " + shlex.join(given)
     rows = write_report(out, command, records, failed, thresholds, randoms, settings)
     print(markdown_table(rows, RESULT_COLUMNS))
     print(f"report: {out / 'report.md'}")

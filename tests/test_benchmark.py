@@ -80,6 +80,8 @@ def test_summary_and_aggregate_on_known_runs():
     rows = {(r["algo"], r["env"]): r for r in benchmark.summarize(records, thresholds)}
     row = rows["a", "E1"]
     assert row["final_mean"] == 7.0 and row["final_std"] == pytest.approx(np.std([10, 4], ddof=1))
+    half = stats.t.ppf(0.975, 1) * np.std([10, 4], ddof=1) / np.sqrt(2)
+    assert row["final_ci_low"] == pytest.approx(7.0 - half) and row["final_ci_high"] == pytest.approx(7.0 + half)
     assert row["reached"] == 1 and row["median_steps_to_threshold"] is None  # median of {200, never}
     assert rows["b", "E1"]["median_steps_to_threshold"] == 100
     assert row["auc"] == pytest.approx(np.mean([5.0, 2.0]))
@@ -185,6 +187,11 @@ def test_tiny_grid_resume_and_failure(tmp_path):
     assert "6 runs, 5 already finished" in second.stdout
     assert len(mtimes) == 5 and all(path.stat().st_mtime_ns == mtime for path, mtime in mtimes.items())
     assert (removed / "result.json").exists()
+
+    # --report-only rebuilds the tables from what is there and runs nothing.
+    third = _bench(*[a if a != "2" else "3" for a in args if a != "FailingCartPole-v0"], "--report-only", cwd=ROOT)
+    assert third.returncode == 0 and "9 runs, 6 already finished" in third.stdout
+    assert not list(out.glob("runs/*/CartPole-v1/seed_2"))
 
 
 def _free_port() -> int:
