@@ -35,6 +35,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -166,6 +167,7 @@ def run_one(spec: RunSpec, run_dir: str) -> dict[str, Any]:
     ``run_dir`` writable).
     """
     folder = Path(run_dir)
+    shutil.rmtree(folder / "logs", ignore_errors=True)  # a run tried again starts afresh
     folder.mkdir(parents=True, exist_ok=True)
     command = spec.command(folder)
     environment = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
@@ -460,6 +462,9 @@ def plot_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
             axis.plot([row[key], row[key]], [i - 0.3, i + 0.3], color="black")
         labels = [textwrap.fill(row["algo"], 32) if axis is axes[0] else "" for row in rows]
         axis.set_yticks(range(len(rows)), labels, fontsize=7)
+        span = max(row[high] for row in rows) - min(row[low] for row in rows)
+        pad = 0.05 * span + 0.02
+        axis.set_xlim(min(row[low] for row in rows) - pad, max(row[high] for row in rows) + pad)
         axis.set(title=title, xlabel="normalised score")
         axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
