@@ -637,6 +637,14 @@ def zoo_configs_with_aliases(algo: str, envs: list[str], folder: Path) -> str | 
     return str(target)
 
 
+def _shell_quote(argument: str) -> str:
+    """Quote for a POSIX shell, in double quotes when that reads better (``"reinforce:baseline='mean'"``)."""
+    quoted = shlex.quote(argument)
+    if quoted != argument and not any(char in argument for char in '"$`\\!'):
+        return f'"{argument}"'
+    return quoted
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sb3-reinforce benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -749,7 +757,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     # The command that produces these results (with --report-only it is the same command that ran them).
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
-    command = "sb3-reinforce benchmark " + shlex.join(given)
+    command = "sb3-reinforce benchmark " + " ".join(_shell_quote(a) for a in given)
     rows = write_report(out, command, records, failed, thresholds, randoms, settings)
     print(markdown_table(rows, RESULT_COLUMNS))
     print(f"report: {out / 'report.md'}")

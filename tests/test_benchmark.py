@@ -43,6 +43,15 @@ def test_run_command_is_the_zoo_train_command():
     assert "-P" in command
 
 
+def test_commands_are_reported_as_a_shell_reads_them():
+    for argument in ["plain", "reinforce:baseline='mean'", "a b", 'it\'s "x"', "$HOME"]:
+        assert (
+            subprocess.run(f"printf %s {benchmark._shell_quote(argument)}", shell=True, capture_output=True, text=True).stdout
+            == argument
+        )
+    assert benchmark._shell_quote("reinforce:baseline='mean'") == "\"reinforce:baseline='mean'\""
+
+
 def test_statistics_match_their_definitions():
     steps = np.array([0, 10, 20, 40])
     returns = np.array([0.0, 5.0, 20.0, 10.0])
