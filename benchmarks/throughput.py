@@ -19,7 +19,6 @@ on a cheaper env. Each row is the median of ``--repeats`` timed runs of ``--step
 """
 
 import argparse
-import contextlib
 import csv
 import datetime
 import os
@@ -32,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch as th
 import yaml
-from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import obs_as_tensor
 
@@ -51,16 +49,8 @@ def frozen(progress_remaining: float) -> float:
 
 
 def build(algo: str, env_id: str, overrides: dict[str, Any], config: str | None = None) -> BaseAlgorithm:
-    """A model from the zoo's config for ``algo`` (the package's for REINFORCE), through the zoo's own preprocessing."""
-    zoo.register()
-    manager = ExperimentManager(
-        argparse.Namespace(), algo, env_id, "/tmp/sb3_reinforce_throughput", n_timesteps=1, eval_freq=-1,
-        hyperparams={"n_envs": N_ENVS, **overrides}, config=config, verbose=0, vec_env_type="dummy",
-    )  # fmt: skip
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        result = manager.setup_experiment()
-    assert result is not None
-    model, _ = result
+    """A model from the zoo's config for ``algo`` (the package's for REINFORCE) with 8 envs, at a fixed policy."""
+    model, _ = zoo.build_model(algo, env_id, "/tmp/sb3_reinforce_throughput", {"n_envs": N_ENVS, **overrides}, config)
     model.learning_rate = frozen  # the zoo's schedule parsing only takes numbers and "lin_" strings
     model._setup_lr_schedule()
     return model

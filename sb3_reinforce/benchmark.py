@@ -30,6 +30,7 @@ import argparse
 import ast
 import csv
 import datetime
+import functools
 import json
 import os
 import platform
@@ -45,7 +46,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -72,27 +73,6 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, torch {torch.__version__}"
 
 
-def _split_top_level(text: str, separator: str = ",") -> list[str]:
-    """Split on ``separator`` outside brackets and quotes (``net_arch=[64, 64],gamma=0.9`` has two items)."""
-    items, depth, quote, current = [], 0, "", ""
-    for char in text:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == separator and depth == 0:
-            items.append(current)
-            current = ""
-            continue
-        current += char
-    items.append(current)
-    return [item.strip() for item in items if item.strip()]
-
-
 @dataclass(frozen=True)
 class AlgoSpec:
     """An algorithm of the benchmark: a zoo algorithm name and the hyperparameters that override its zoo config."""
@@ -103,17 +83,28 @@ class AlgoSpec:
 
     @classmethod
     def parse(cls, text: str) -> "AlgoSpec":
-        """``"reinforce"`` or ``"reinforce:baseline=mean,return_estimator=total"`` (values are Python literals)."""
+        """
+        ``"reinforce"`` or ``"reinforce:baseline=mean,return_estimator=total"``, read as the keyword arguments of a
+        Python call: values are Python literals; anything else (``mean``, ``lin_1e-3``, ``dict(net_arch=[64])``) is
+        kept as the string written, as the zoo's config files have it.
+        """
         algo, _, rest = text.partition(":")
+        source = f"f({rest})"
+        expected = "expected ALGO or ALGO:key=value,key=value"
+        try:
+            call = ast.parse(source, mode="eval").body
+        except SyntaxError:
+            raise ValueError(f"--algos: {text!r} is not ALGO:key=value,...; {expected}") from None
+        assert isinstance(call, ast.Call)
+        for item in [*call.args, *(k for k in call.keywords if k.arg is None)]:
+            raise ValueError(f"--algos: {text!r} has {ast.get_source_segment(source, item)!r}; {expected}")
         params: dict[str, Any] = {}
-        for item in _split_top_level(rest):
-            key, equals, value = item.partition("=")
-            if not equals or not key.strip().isidentifier():
-                raise ValueError(f"--algos: {text!r} has {item!r}; expected ALGO or ALGO:key=value,key=value")
+        for keyword in call.keywords:
+            assert keyword.arg is not None
             try:
-                params[key.strip()] = ast.literal_eval(value.strip())
-            except (ValueError, SyntaxError):
-                params[key.strip()] = value.strip()  # a bare word such as mean
+                params[keyword.arg] = ast.literal_eval(keyword.value)
+            except ValueError:
+                params[keyword.arg] = ast.get_source_segment(source, keyword.value)
         return cls(label=text, algo=algo.strip().lower(), params=params)
 
     @property
@@ -176,10 +167,9 @@ def run_one(spec: RunSpec, run_dir: str) -> dict[str, Any]:
     wall_time = time.perf_counter() - start
     log = completed.stdout + completed.stderr
     (folder / "train.log").write_text(log)
-    record: dict[str, Any] = {
-        "algo": spec.algo.label, "env": spec.env_id, "seed": spec.seed, "n_timesteps": spec.n_timesteps,
-        "command": shlex.join(command), "wall_time": wall_time, "returncode": completed.returncode,
-        "host": platform.node(), "worker_pid": os.getpid(),
+    record = {
+        **_record_header(spec), "command": shlex.join(command), "wall_time": wall_time,
+        "returncode": completed.returncode, "host": platform.node(), "worker_pid": os.getpid(),
     }  # fmt: skip
     evaluations = sorted(folder.glob("logs/*/*/evaluations.npz"))
     if completed.returncode != 0 or not evaluations:
@@ -195,38 +185,34 @@ def run_one(spec: RunSpec, run_dir: str) -> dict[str, Any]:
     }
 
 
-def _write_record(spec: RunSpec, out: Path, record: dict[str, Any]) -> None:
+def _record_header(spec: RunSpec) -> dict[str, Any]:
+    return {"algo": spec.algo.label, "env": spec.env_id, "seed": spec.seed, "n_timesteps": spec.n_timesteps}
+
+
+def _finish(spec: RunSpec, out: Path, result: Callable[[], dict[str, Any]], report: Callable[[dict[str, Any]], None]) -> None:
+    """Write the run's record (``result()``, or the exception it raised as a failure) as soon as it ends."""
+    try:
+        record = result()
+    except Exception as error:  # a run that raised (or a lost Ray task) must not stop the others
+        record = {**_record_header(spec), "status": "failed", "error": f"{type(error).__name__}: {error}", "log_tail": ""}
     folder = spec.run_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
-    name = RESULT_FILE if record["status"] == "ok" else FAILED_FILE
     for stale in (RESULT_FILE, FAILED_FILE):
         (folder / stale).unlink(missing_ok=True)
-    (folder / name).write_text(json.dumps(record, indent=1))
-
-
-def _failure(spec: RunSpec, error: BaseException) -> dict[str, Any]:
-    return {
-        "algo": spec.algo.label, "env": spec.env_id, "seed": spec.seed, "n_timesteps": spec.n_timesteps,
-        "status": "failed", "error": f"{type(error).__name__}: {error}", "log_tail": "",
-    }  # fmt: skip
+    (folder / (RESULT_FILE if record["status"] == "ok" else FAILED_FILE)).write_text(json.dumps(record, indent=1))
+    report(record)
 
 
 def execute_local(specs: list[RunSpec], out: Path, jobs: int, report: Callable[[dict[str, Any]], None]) -> None:
-    """Run the specs in up to ``jobs`` parallel processes; each record is written as soon as its run ends."""
+    """Run the specs in up to ``jobs`` parallel processes."""
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         futures = {pool.submit(run_one, spec, str(spec.run_dir(out))): spec for spec in specs}
         for future in as_completed(futures):
-            spec = futures[future]
-            try:
-                record = future.result()
-            except Exception as error:  # one run's failure must not stop the others
-                record = _failure(spec, error)
-            _write_record(spec, out, record)
-            report(record)
+            _finish(futures[future], out, future.result, report)
 
 
 def execute_ray(specs: list[RunSpec], out: Path, address: str, report: Callable[[dict[str, Any]], None]) -> None:
-    """Submit each spec as a task (1 CPU) to the Ray cluster at ``address``; records are written here as they end."""
+    """Submit each spec as a task (1 CPU) to the Ray cluster at ``address``; records are written here."""
     import ray
 
     ray.init(address=address, log_to_driver=False)
@@ -234,14 +220,8 @@ def execute_ray(specs: list[RunSpec], out: Path, address: str, report: Callable[
         remote_run = ray.remote(num_cpus=1, max_retries=0)(run_one)
         pending = {remote_run.remote(spec, str(spec.run_dir(out).resolve())): spec for spec in specs}
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            spec = pending.pop(done[0])
-            try:
-                record = ray.get(done[0])
-            except Exception as error:  # a lost task is reported like a failed run
-                record = _failure(spec, error)
-            _write_record(spec, out, record)
-            report(record)
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            _finish(pending.pop(done), out, cast(Callable[[], dict[str, Any]], functools.partial(ray.get, done)), report)
     finally:
         ray.shutdown()
 
@@ -300,12 +280,17 @@ def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarra
     return mean, mean - half, mean + half
 
 
+def _runs(records: list[dict[str, Any]], algo: str, env_id: str) -> list[dict[str, Any]]:
+    """The records of ``algo`` on ``env_id``, by seed."""
+    return sorted((r for r in records if r["algo"] == algo and r["env"] == env_id), key=lambda r: r["seed"])
+
+
 def summarize(records: list[dict[str, Any]], thresholds: dict[str, float | None]) -> list[dict[str, Any]]:
     """One row per (algorithm, env) of the finished runs' records."""
     rows = []
     keys = sorted({(r["algo"], r["env"]) for r in records}, key=lambda k: (k[1], k[0]))
     for algo, env_id in keys:
-        runs = sorted((r for r in records if r["algo"] == algo and r["env"] == env_id), key=lambda r: r["seed"])
+        runs = _runs(records, algo, env_id)
         finals = np.array([r["eval_returns"][-1] for r in runs])
         _, low, high = t_interval(finals)
         curves = [(np.array(r["eval_timesteps"]), np.array(r["eval_returns"])) for r in runs]
@@ -342,7 +327,7 @@ def aggregate(
 
     Normalised score: ``(return - random) / (threshold - random)``, 1 at the threshold; the optimality gap is the
     mean shortfall below 1. Envs without a threshold are left out; an algorithm enters with the seeds it finished
-    on every env (rliable needs a runs x envs matrix).
+    on every env (rliable needs a runs x envs matrix, one row per seed).
     """
     from rliable import library as rly
     from rliable import metrics
@@ -352,16 +337,15 @@ def aggregate(
         return []
     scores: dict[str, np.ndarray] = {}
     for algo in sorted({r["algo"] for r in records}):
-        per_env = []
-        for env_id in envs:
-            runs = sorted((r for r in records if r["algo"] == algo and r["env"] == env_id), key=lambda r: r["seed"])
-            finals = [r["eval_returns"][-1] for r in runs]
-            low, high = randoms[env_id], thresholds[env_id]
-            assert high is not None
-            per_env.append((np.array(finals) - low) / (high - low))
-        n_runs = min(len(column) for column in per_env)
-        if n_runs > 0:
-            scores[algo] = np.stack([column[:n_runs] for column in per_env], axis=1)
+        by_env = [{r["seed"]: r["eval_returns"][-1] for r in _runs(records, algo, env_id)} for env_id in envs]
+        seeds = sorted(set.intersection(*(set(finals) for finals in by_env)))
+        if seeds:
+            columns = []
+            for env_id, finals in zip(envs, by_env, strict=True):
+                low, high = randoms[env_id], thresholds[env_id]
+                assert high is not None
+                columns.append((np.array([finals[seed] for seed in seeds]) - low) / (high - low))
+            scores[algo] = np.stack(columns, axis=1)
 
     def statistics(matrix: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(matrix), metrics.aggregate_optimality_gap(matrix, 1.0)])
@@ -430,7 +414,7 @@ def plot_curves(records: list[dict[str, Any]], env_id: str, threshold: float | N
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for algo in sorted({r["algo"] for r in records if r["env"] == env_id}):
-        runs = [r for r in records if r["algo"] == algo and r["env"] == env_id]
+        runs = _runs(records, algo, env_id)
         length = min(len(r["eval_returns"]) for r in runs)
         steps = np.array(runs[0]["eval_timesteps"][:length])
         curves = np.array([r["eval_returns"][:length] for r in runs])
@@ -550,8 +534,8 @@ def _parse_thresholds(items: list[str]) -> dict[str, float]:
             thresholds[env_id] = float(value)
         except ValueError:
             equals = ""
-        if not equals or not env_id:
-            raise ValueError(f"--thresholds: {item!r} is not ENV=NUMBER")
+        if not equals or not env_id or not np.isfinite(thresholds[env_id]):
+            raise ValueError(f"--thresholds: {item!r} is not ENV=NUMBER (a finite number)")
     return thresholds
 
 
@@ -576,38 +560,45 @@ def _budget(env_id: str, n_timesteps: int | None) -> int:
     return int(float(config[env_id]["n_timesteps"]))
 
 
-def _check_algos(algos: list[AlgoSpec], envs: list[str]) -> None:
-    """Every name is a zoo algorithm and every variant key an argument of its class; REINFORCE variants build."""
+# Hyperparameters the zoo takes from a config entry besides the algorithm's constructor arguments.
+ZOO_KEYS = {"n_envs", "normalize", "normalize_kwargs", "policy", "n_timesteps", "frame_stack", "env_wrapper",
+            "vec_env_wrapper", "callback"}  # fmt: skip
+
+
+def _check_algos(algos: list[AlgoSpec], envs: list[str], conf_files: dict[str, str | None]) -> None:
+    """
+    Every name is a zoo algorithm, every variant key a zoo key or an argument of its class, and every variant
+    builds a model on every env exactly as its runs will (the zoo's config and preprocessing, ``zoo.build_model``).
+    """
     import inspect
+    import tempfile
 
     import rl_zoo3
-    from rl_zoo3.utils import linear_schedule
 
-    from sb3_reinforce import REINFORCE, zoo
+    from sb3_reinforce import zoo
 
     zoo.register()
     for spec in algos:
         if spec.algo not in rl_zoo3.ALGOS:
             raise ValueError(f"--algos: {spec.algo!r} (in {spec.label!r}) is not one of {sorted(rl_zoo3.ALGOS)}")
-        arguments = inspect.signature(rl_zoo3.ALGOS[spec.algo].__init__).parameters
-        allowed = {"n_envs", "normalize", "policy", "n_timesteps", "frame_stack", "env_wrapper", "callback"}
+        arguments = set(inspect.signature(rl_zoo3.ALGOS[spec.algo].__init__).parameters) - {"self", "policy", "env"}
         for key in spec.params:
-            if key not in arguments and key not in allowed:
+            if key not in arguments | ZOO_KEYS:
                 raise ValueError(
                     f"--algos: {key!r} (in {spec.label!r}) is not an argument of {spec.algo}; allowed: "
-                    f"{sorted(set(arguments) - {'self', 'policy', 'env'}) + sorted(allowed)}"
+                    f"{sorted(arguments) + sorted(ZOO_KEYS)}"
                 )
-        if spec.algo == zoo.ALGO_NAME and spec.params:
-            # As the zoo preprocesses them: `lin_X` is a linear schedule, a policy_kwargs string is evaluated later.
-            constructor: dict[str, Any] = {
-                k: linear_schedule(float(v[4:])) if isinstance(v, str) and v.startswith("lin_") else v
-                for k, v in spec.params.items()
-                if k in arguments and not (k == "policy_kwargs" and isinstance(v, str))
-            }
-            for env_id in envs:
-                with warnings.catch_warnings():  # only the errors matter here; the run itself warns
-                    warnings.simplefilter("ignore")
-                    REINFORCE("MlpPolicy", env_id, device="cpu", **constructor)
+        if not spec.params:
+            continue
+        for env_id in envs:
+            with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # only the errors matter here; the run itself warns
+                try:
+                    model, _ = zoo.build_model(spec.algo, env_id, folder, dict(spec.params), conf_files.get(spec.algo))
+                except (ValueError, TypeError, AssertionError, NameError, SyntaxError) as error:
+                    raise ValueError(f"--algos: {spec.label!r} does not build on {env_id}: {error}") from error
+                assert model.env is not None
+                model.env.close()
 
 
 def zoo_configs_with_aliases(algo: str, envs: list[str], folder: Path) -> str | None:
@@ -665,8 +656,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _validate(args: argparse.Namespace) -> tuple[list[AlgoSpec], dict[str, float]]:
-    """Check every argument before any run starts; return the algorithms and the threshold overrides."""
+def _validate(args: argparse.Namespace) -> tuple[list[AlgoSpec], dict[str, float], dict[str, int]]:
+    """Check the arguments that need no model; return the algorithms, threshold overrides and budgets per env."""
     _import_gym_packages(args.gym_packages)
     if args.seeds < 1:
         raise ValueError(f"--seeds: {args.seeds} given; allowed: a number of seeds >= 1")
@@ -686,28 +677,27 @@ def _validate(args: argparse.Namespace) -> tuple[list[AlgoSpec], dict[str, float
     if args.hyperparams and any(a.params for a in algos):
         raise ValueError("--hyperparams: cannot be combined with ALGO:key=value variants; put them in the variants")
     thresholds = _parse_thresholds(args.thresholds)
-    _check_algos(algos, args.envs)
-    for env_id in args.envs:
-        _budget(env_id, args.n_timesteps)
-    return algos, thresholds
+    for env_id in set(thresholds) - set(args.envs):
+        raise ValueError(f"--thresholds: {env_id!r} is not one of --envs {args.envs}")
+    budgets = {env_id: _budget(env_id, args.n_timesteps) for env_id in args.envs}
+    return algos, thresholds, budgets
 
 
-def _run_specs(args: argparse.Namespace, algos: list[AlgoSpec], out: Path) -> list[RunSpec]:
+def _run_specs(
+    args: argparse.Namespace, algos: list[AlgoSpec], budgets: dict[str, int], conf_files: dict[str, str | None]
+) -> list[RunSpec]:
     zoo_args: list[str] = []
     if args.gym_packages:
         zoo_args += ["--gym-packages", *args.gym_packages]
     if args.hyperparams:
         zoo_args += ["-params", *args.hyperparams]
-    conf_files = {a.algo: zoo_configs_with_aliases(a.algo, args.envs, out / "configs") for a in algos if a.algo != "reinforce"}
-    specs = []
-    for env_id in args.envs:
-        budget = _budget(env_id, args.n_timesteps)
-        eval_freq = args.eval_freq or max(budget // 20, 1)
-        for algo in algos:
-            for seed in range(args.seeds):
-                conf_file = conf_files.get(algo.algo)
-                specs.append(RunSpec(algo, env_id, seed, budget, eval_freq, args.eval_episodes, tuple(zoo_args), conf_file))
-    return specs
+    return [
+        RunSpec(algo, env_id, seed, budget, args.eval_freq or max(budget // 20, 1), args.eval_episodes,
+                tuple(zoo_args), conf_files.get(algo.algo))
+        for env_id, budget in budgets.items()
+        for algo in algos
+        for seed in range(args.seeds)
+    ]  # fmt: skip
 
 
 def _print_record(record: dict[str, Any]) -> None:
@@ -719,22 +709,37 @@ def _print_record(record: dict[str, Any]) -> None:
 
 
 def _random_returns(out: Path, envs: list[str], thresholds: dict[str, float | None]) -> dict[str, float]:
-    """Random-policy returns of the envs with a threshold, measured once and kept in ``OUT/random_policy.json``."""
+    """
+    Random-policy returns of the envs with a threshold, measured once and kept in ``OUT/random_policy.json``; each
+    threshold must lie above it, or the normalised score would have no meaning.
+    """
     path = out / "random_policy.json"
     randoms = json.loads(path.read_text()) if path.exists() else {}
     for env_id in envs:
         if env_id not in randoms and thresholds[env_id] is not None:
             randoms[env_id] = random_policy_return(env_id)
     path.write_text(json.dumps(randoms, indent=1))
+    for env_id in envs:
+        threshold = thresholds[env_id]
+        if threshold is not None and threshold <= randoms[env_id]:
+            raise ValueError(
+                f"--thresholds: {env_id}={threshold:g} is not above the return of a random policy ({randoms[env_id]:.4g})"
+            )
     return {env_id: randoms[env_id] for env_id in envs if env_id in randoms}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    algos, thresholds_given = _validate(args)
+    algos, thresholds_given, budgets = _validate(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = _run_specs(args, algos, out)
+    # The zoo's files for the other algorithms, with -v5 aliases where the zoo only has -v4 entries.
+    conf_files = {a.algo: zoo_configs_with_aliases(a.algo, args.envs, out / "configs") for a in algos if a.algo != "reinforce"}
+    _check_algos(algos, args.envs, conf_files)
+    specs = _run_specs(args, algos, budgets, conf_files)
+
+    thresholds = {env_id: threshold_for(env_id, thresholds_given) for env_id in args.envs}
+    randoms = _random_returns(out, args.envs, thresholds)
 
     finished, _ = load_records(out, specs)
     done = {(r["algo"], r["env"], r["seed"], r["n_timesteps"]) for r in finished}
@@ -747,11 +752,9 @@ def main(argv: list[str] | None = None) -> None:
             execute_local(pending, out, args.jobs, _print_record)
 
     records, failed = load_records(out, specs)
-    thresholds = {env_id: threshold_for(env_id, thresholds_given) for env_id in args.envs}
-    randoms = _random_returns(out, args.envs, thresholds)
     settings = (
         f"Every run: the zoo's `train` with each algorithm's zoo config, budget "
-        f"{', '.join(f'{e} {_budget(e, args.n_timesteps):g}' for e in args.envs)} steps; evaluation every "
+        f"{', '.join(f'{e} {b:g}' for e, b in budgets.items())} steps; evaluation every "
         f"{args.eval_freq or 'budget/20'} steps, {args.eval_episodes} deterministic episodes on a separate env; "
         f"seeds 0..{args.seeds - 1}."
     )

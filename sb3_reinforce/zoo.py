@@ -7,6 +7,9 @@ Registration mutates the zoo's own registries (``rl_zoo3.ALGOS``, ``HYPERPARAMS_
 zoo algorithm keep working unchanged.
 """
 
+import argparse
+import contextlib
+import os
 import time
 from importlib import resources
 from pathlib import Path
@@ -130,6 +133,34 @@ def _active_wandb() -> Any:
     except ImportError:
         return None
     return wandb if wandb.run is not None else None
+
+
+def build_model(
+    algo: str,
+    env_id: str,
+    log_folder: str,
+    hyperparams: dict[str, Any] | None = None,
+    config: str | None = None,
+    vec_env_type: str = "dummy",
+) -> tuple[BaseAlgorithm, dict[str, Any]]:
+    """
+    A model as ``train --algo ALGO --env ENV -params ...`` would build it: the zoo config (the package's for
+    REINFORCE when ``config`` is None) with ``hyperparams`` on top, through the zoo's own preprocessing (``lin_``
+    schedules, ``policy_kwargs`` strings, normalisation, wrappers). Nothing is trained; the zoo's output is silenced.
+
+    :return: the model and the hyperparameters the zoo saved for it
+    """
+    register()
+    if config is None and algo == ALGO_NAME:
+        config = default_config_path()
+    manager = ExperimentManager(
+        argparse.Namespace(), algo, env_id, log_folder, n_timesteps=1, eval_freq=-1, hyperparams=hyperparams,
+        config=config, verbose=0, vec_env_type=vec_env_type,
+    )  # fmt: skip
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        result = manager.setup_experiment()
+    assert result is not None  # None only when optimizing hyperparameters
+    return result
 
 
 def register() -> None:

@@ -114,9 +114,14 @@ def test_summary_and_aggregate_on_known_runs():
         (["--envs", "NoSuchEnv-v0"], "--envs: 'NoSuchEnv-v0'"),
         (["--envs", "CartPole-v1", "--algos", "reinforce:no_such_arg=1"], "'no_such_arg' .* not an argument of reinforce"),
         (["--envs", "CartPole-v1", "--algos", "reinforce:baseline=bogus"], "baseline"),
+        # valid with CartPole-v1's entry (reward-to-go), not with Pendulum-v1's (GAE needs the value baseline)
+        (["--envs", "CartPole-v1", "Pendulum-v1", "--algos", "reinforce:baseline=None"], "does not build on Pendulum-v1"),
         (["--envs", "CartPole-v1", "--seeds", "0"], "--seeds: 0"),
         (["--envs", "CartPole-v1", "--jobs", "0"], "--jobs: 0"),
         (["--envs", "CartPole-v1", "--thresholds", "CartPole-v1=high"], "--thresholds"),
+        (["--envs", "CartPole-v1", "--thresholds", "CartPole-v1=nan"], "--thresholds: 'CartPole-v1=nan'"),
+        (["--envs", "CartPole-v1", "--thresholds", "Acrobot-v1=-90"], "--thresholds: 'Acrobot-v1' is not one of"),
+        (["--envs", "CartPole-v1", "--thresholds", "CartPole-v1=5"], "not above the return of a random policy"),
         (["--envs", "CartPole-v1", "--algos", "ppo", "ppo"], "--algos: .* twice"),
         (["--envs", "CartPole-v1", "CartPole-v1"], "--envs: .* twice"),
     ],
@@ -133,9 +138,9 @@ def test_variants_are_checked_as_the_zoo_preprocesses_them():
         AlgoSpec.parse("reinforce:learning_rate='lin_1e-3',policy_kwargs='dict(net_arch=[8])',n_envs=4"),
         AlgoSpec.parse("a2c"),
     ]
-    benchmark._check_algos(specs, ["CartPole-v1"])  # a schedule string, a policy_kwargs string and a zoo key are valid
+    benchmark._check_algos(specs, ["CartPole-v1"], {})  # a schedule string, a policy_kwargs string and a zoo key are valid
     with pytest.raises(ValueError, match="learning_rate"):
-        benchmark._check_algos([AlgoSpec.parse("reinforce:learning_rate=-1.0")], ["CartPole-v1"])
+        benchmark._check_algos([AlgoSpec.parse("reinforce:learning_rate=-1.0")], ["CartPole-v1"], {})
 
 
 def test_aliases_zoo_configs_of_older_env_versions(tmp_path):
@@ -160,7 +165,7 @@ def test_tiny_grid_resume_and_failure(tmp_path):
     out = tmp_path / "bench"
     args = [
         "--envs", "CartPole-v1", "FailingCartPole-v0", "--gym-packages", "tests.failing_env",
-        "--algos", "reinforce", "reinforce:baseline=None,n_steps=128", "a2c", "--seeds", "2",
+        "--algos", "reinforce", "reinforce:gamma=0.98,n_steps=128", "a2c", "--seeds", "2",
         "--n-timesteps", "1500", "--eval-freq", "500", "--eval-episodes", "2", "--jobs", "2", "--out", str(out),
     ]  # fmt: skip
     first = _bench(*args, cwd=ROOT)
@@ -178,7 +183,7 @@ def test_tiny_grid_resume_and_failure(tmp_path):
     import csv
 
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert {r["algo"] for r in rows} == {"reinforce", "reinforce:baseline=None,n_steps=128", "a2c"}
+    assert {r["algo"] for r in rows} == {"reinforce", "reinforce:gamma=0.98,n_steps=128", "a2c"}
     assert all(r["env"] == "CartPole-v1" and r["seeds"] == "2" for r in rows)
     aggregate = list(csv.DictReader(open(out / "aggregate.csv")))
     assert len(aggregate) == 3

@@ -508,7 +508,6 @@ class REINFORCE(OnPolicyAlgorithm):
                 values[used_rows, used_envs] = self._predict_values(buffer.observations_at(used_rows, used_envs))
             else:
                 values = self._predict_values(buffer.stored_observations()).reshape(n_rows, self.n_envs)
-            if not episodes_mode:
                 last_values = self._predict_values(last_obs)
             if buffer.truncations:
                 rewards = rewards.copy()
