@@ -21,17 +21,22 @@ on a cheaper env. Each row is the median of ``--repeats`` timed runs of ``--step
 import argparse
 import csv
 import datetime
+import functools
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 import yaml
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,46 +53,102 @@ def frozen(progress_remaining: float) -> float:
     return 0.0
 
 
-def build(algo: str, env_id: str, overrides: dict[str, Any], config: str | None = None) -> BaseAlgorithm:
-    """A model from the zoo's config for ``algo`` (the package's for REINFORCE) with 8 envs, at a fixed policy."""
+def build(algo: str, env_id: str, overrides: dict[str, Any], config: str | None = None, fixed: bool = True) -> BaseAlgorithm:
+    """A model from the zoo's config for ``algo`` (the package's for REINFORCE) with 8 envs, at a fixed policy if asked."""
     model, _ = zoo.build_model(algo, env_id, "/tmp/sb3_reinforce_throughput", {"n_envs": N_ENVS, **overrides}, config)
-    model.learning_rate = frozen  # the zoo's schedule parsing only takes numbers and "lin_" strings
-    model._setup_lr_schedule()
+    if fixed:
+        model.learning_rate = frozen  # the zoo's schedule parsing only takes numbers and "lin_" strings
+        model._setup_lr_schedule()
     return model
 
 
-def learn_rate(model: BaseAlgorithm, steps: int) -> float:
-    """Env steps per second of one ``learn(steps)``."""
+def learn_rate(model: BaseAlgorithm, steps: int, callback: "PolicyRecorder | None" = None) -> float:
+    """Env steps per second of one ``learn(steps)`` (the recorder's own time, if any, left out)."""
     start_steps = model.num_timesteps
     start = time.perf_counter()
-    model.learn(steps, reset_num_timesteps=False)
-    return (model.num_timesteps - start_steps) / (time.perf_counter() - start)
+    model.learn(steps, reset_num_timesteps=False, callback=callback)
+    elapsed = time.perf_counter() - start - (callback.seconds if callback is not None else 0.0)
+    return (model.num_timesteps - start_steps) / elapsed
+
+
+def _act(model: BaseAlgorithm, obs: Any) -> np.ndarray:
+    """Actions from the policy's forward pass, clipped to a Box action space, as the training loops do."""
+    policy = cast(ActorCriticPolicy, model.policy)
+    with th.no_grad():
+        actions = policy.get_distribution(obs_as_tensor(obs, model.device)).get_actions().cpu().numpy()
+    if isinstance(model.action_space, spaces.Box):
+        actions = np.clip(actions, model.action_space.low, model.action_space.high)
+    return actions
 
 
 def limit_rate(model: BaseAlgorithm, steps: int) -> float:
     """Steps per second of stepping the model's VecEnv with actions from its policy's forward pass, nothing else."""
     env = model.get_env()
     assert env is not None
-    policy = model.policy
-    low = getattr(model.action_space, "low", None)
-    high = getattr(model.action_space, "high", None)
     obs = env.reset()
     n = 0
     start = time.perf_counter()
     while n < steps:
-        with th.no_grad():
-            actions = policy.get_distribution(obs_as_tensor(obs, model.device)).get_actions().cpu().numpy()  # type: ignore[attr-defined]
-        if low is not None:
-            actions = np.clip(actions, low, high)
-        obs, _, _, _ = env.step(actions)
+        obs, _, _, _ = env.step(_act(model, obs))
         n += env.num_envs
     return n / (time.perf_counter() - start)
 
 
-def measure(model: BaseAlgorithm, steps: int, repeats: int) -> tuple[float, float]:
+class PolicyRecorder(BaseCallback):
     """
-    Median rates of ``learn()`` and of the limit loop on the same (frozen) model and env, timed alternately so that
-    slow drifts of the machine's speed affect both alike.
+    Keeps, for each rollout of a training run, the policy's parameters and the number of env steps it took, so that
+    the limit loop can replay the same sequence of policies (same episode lengths). Its own time is counted in
+    ``seconds`` and left out of the training rate.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.segments: list[tuple[dict[str, th.Tensor], int]] = []
+        self.seconds = 0.0
+        self._start_steps = 0
+        self._state: dict[str, th.Tensor] = {}
+
+    def _on_rollout_start(self) -> None:
+        start = time.perf_counter()
+        self._start_steps = self.model.num_timesteps
+        self._state = {key: value.clone() for key, value in self.model.policy.state_dict().items()}
+        self.seconds += time.perf_counter() - start
+
+    def _on_rollout_end(self) -> None:
+        self.segments.append((self._state, self.model.num_timesteps - self._start_steps))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def replay_limit_rate(model: BaseAlgorithm, segments: list[tuple[dict[str, th.Tensor], int]]) -> float:
+    """The limit loop over a training run's sequence of policies, each for as many steps as its rollout took."""
+    env = model.get_env()
+    assert env is not None
+    obs = env.reset()
+    total, elapsed = 0, 0.0
+    for state, steps in segments:
+        model.policy.load_state_dict(state)
+        n = 0
+        start = time.perf_counter()
+        while n < steps:
+            obs, _, _, _ = env.step(_act(model, obs))
+            n += env.num_envs
+        elapsed += time.perf_counter() - start
+        total += n
+    return total / elapsed
+
+
+def medians(learn: list[float], limit: list[float]) -> tuple[float, float, float]:
+    """Median rate of ``learn()``, median rate of the limit loop, and median ratio of the runs timed in pairs."""
+    ratios = [a / b for a, b in zip(learn, limit, strict=True)]
+    return statistics.median(learn), statistics.median(limit), statistics.median(ratios)
+
+
+def measure_fixed(model: BaseAlgorithm, steps: int, repeats: int) -> tuple[float, float, float]:
+    """
+    Median rates of ``learn()`` and of the limit loop on the same (frozen) model and env, timed in alternation so
+    that slow drifts of the machine's speed affect both alike, and the median of the pairs' ratios.
     """
     model.learn(min(steps, 2048), reset_num_timesteps=True)  # warm-up
     limit_rate(model, min(steps, 2048))
@@ -95,13 +156,55 @@ def measure(model: BaseAlgorithm, steps: int, repeats: int) -> tuple[float, floa
     for _ in range(repeats):
         limit.append(limit_rate(model, steps))
         learn.append(learn_rate(model, steps))
-    return statistics.median(learn), statistics.median(limit)
+    return (
+        statistics.median(learn),
+        statistics.median(limit),
+        statistics.median(a / b for a, b in zip(learn, limit, strict=True)),
+    )
+
+
+def measure_training(make: Callable[[], BaseAlgorithm], steps: int, repeats: int) -> tuple[float, float, float]:
+    """
+    Rates of training runs of ``steps`` steps from a fresh model (its own learning-rate schedule, so episode
+    lengths change as it learns), each followed by the limit loop replaying that run's policies; medians over
+    ``repeats`` runs, and the median of the pairs' ratios.
+    """
+    learn, limit = [], []
+    for _ in range(repeats):
+        model = make()
+        recorder = PolicyRecorder()
+        learn.append(learn_rate(model, steps, recorder))
+        limit.append(replay_limit_rate(model, recorder.segments))
+        assert model.env is not None
+        model.env.close()
+    return (
+        statistics.median(learn),
+        statistics.median(limit),
+        statistics.median(a / b for a, b in zip(learn, limit, strict=True)),
+    )
+
+
+def runs_for(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The rows of one env: (label, algorithm, hyperparameters over the zoo config)."""
+    runs: list[tuple[str, str, dict[str, Any]]] = []
+    for batch_mode in ("steps", "episodes"):
+        for baseline in BASELINES:
+            overrides: dict[str, Any] = {"baseline": baseline, "batch_mode": batch_mode}
+            if entry.get("return_estimator") == "gae" and baseline != "value":
+                overrides["return_estimator"] = "reward_to_go"
+            if batch_mode == "episodes":
+                overrides["n_episodes"] = entry.get("n_episodes", N_ENVS)
+            runs.append((f"reinforce {batch_mode} {baseline}", "reinforce", overrides))
+    return [*runs, ("a2c (zoo)", "a2c", {}), ("ppo (zoo)", "ppo", {})]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "HalfCheetah-v5"])
-    parser.add_argument("--steps", type=int, default=40_000, help="steps per timed run")
+    parser.add_argument("--modes", nargs="+", choices=["fixed", "training"], default=["fixed", "training"])
+    parser.add_argument("--steps", type=int, default=40_000, help="steps per timed run at a fixed policy")
+    parser.add_argument("--train-steps", type=int, default=100_000,
+                        help="steps per training run (at most REINFORCE's budget for the env)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", help="CSV file")
@@ -111,38 +214,35 @@ def main() -> None:
 
     config = yaml.safe_load(open(zoo.default_config_path()))
     rows: list[dict[str, Any]] = []
-    for env_id in args.envs:
-        entry = config.get(env_id, config["default"])
-        runs: list[tuple[str, str, dict[str, Any]]] = []
-        for batch_mode in ("steps", "episodes"):
-            for baseline in BASELINES:
-                overrides: dict[str, Any] = {"baseline": baseline, "batch_mode": batch_mode}
-                if entry.get("return_estimator") == "gae" and baseline != "value":
-                    overrides["return_estimator"] = "reward_to_go"
-                if batch_mode == "episodes":
-                    overrides["n_episodes"] = entry.get("n_episodes", N_ENVS)
-                runs.append((f"reinforce {batch_mode} {baseline}", "reinforce", overrides))
-        runs += [("a2c (zoo)", "a2c", {}), ("ppo (zoo)", "ppo", {})]
-
-        results: dict[str, tuple[float, float]] = {}
-        for label, algo, overrides in runs:
-            model = build(algo, env_id, overrides, zoo.default_config_path() if algo == "reinforce" else None)
-            rate, limit = measure(model, args.steps, args.repeats)
-            results[label] = (rate, limit)
-            print(f"{env_id:16s} {label:28s} {rate:9.0f} steps/s, limit {limit:9.0f}: {rate / limit:5.2f}", flush=True)
-            assert model.env is not None
-            model.env.close()
-        a2c = results["a2c (zoo)"][0]
-        for label, (rate, limit) in results.items():
-            rows.append(dict(env=env_id, run=label, steps_per_second=round(rate), limit=round(limit), of_limit=rate / limit,
-                             vs_a2c=rate / a2c))  # fmt: skip
+    for mode in args.modes:
+        for env_id in args.envs:
+            entry = config.get(env_id, config["default"])
+            steps = args.steps if mode == "fixed" else min(args.train_steps, int(float(entry["n_timesteps"])))
+            results: dict[str, tuple[float, float, float]] = {}
+            for label, algo, overrides in runs_for(entry):
+                own = zoo.default_config_path() if algo == "reinforce" else None
+                if mode == "fixed":
+                    model = build(algo, env_id, overrides, own)
+                    results[label] = measure_fixed(model, steps, args.repeats)
+                    assert model.env is not None
+                    model.env.close()
+                else:
+                    make = functools.partial(build, algo, env_id, overrides, own, fixed=False)
+                    results[label] = measure_training(make, steps, args.repeats)
+                rate, limit, ratio = results[label]
+                print(f"{mode:8s} {env_id:16s} {label:26s} {rate:9.0f} steps/s, limit {limit:9.0f}: {ratio:5.2f}", flush=True)
+            a2c = results["a2c (zoo)"][0]
+            for label, (rate, limit, ratio) in results.items():
+                rows.append(dict(mode=mode, env=env_id, run=label, steps=steps, steps_per_second=round(rate),
+                                 limit=round(limit), of_limit=ratio, vs_a2c=rate / a2c))  # fmt: skip
 
     date = datetime.date.today().isoformat()
-    print(f"\n{date}; {machine_description()}; torch threads {th.get_num_threads()}; {args.steps} steps x {args.repeats} runs")
-    print("| env | run | steps/s | limit steps/s | of limit | vs A2C |\n| --- | --- | --- | --- | --- | --- |")
+    print(f"\n{date}; {machine_description()}; torch threads {th.get_num_threads()}; {args.repeats} runs per row")
+    print("| policy | env | run | steps/s | limit steps/s | of limit | vs A2C |\n| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
-            f"| {r['env']} | {r['run']} | {r['steps_per_second']} | {r['limit']} | {r['of_limit']:.2f} | {r['vs_a2c']:.2f} |"
+            f"| {r['mode']} | {r['env']} | {r['run']} | {r['steps_per_second']} | {r['limit']} | {r['of_limit']:.2f} | "
+            f"{r['vs_a2c']:.2f} |"
         )
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

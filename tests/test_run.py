@@ -254,3 +254,67 @@ def test_learns_cartpole_quickly():
     model = REINFORCE("MlpPolicy", "CartPole-v1", seed=0).learn(30_000)
     assert model.ep_info_buffer is not None
     assert safe_mean([info["r"] for info in model.ep_info_buffer]) > 50
+
+
+def test_default_optimizer_is_fused_adam(tmp_path):
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=16, seed=0)
+    group = model.policy.optimizer.param_groups[0]
+    assert isinstance(model.policy.optimizer, th.optim.Adam)
+    assert group["fused"] is True and group["eps"] == 1e-5  # SB3's default eps, fused implementation
+    model.learn(64)
+    model.save(tmp_path / "model")
+    loaded = REINFORCE.load(tmp_path / "model")
+    assert loaded.policy.optimizer.param_groups[0]["fused"] is True
+    # A user's choice is kept as given.
+    sgd = REINFORCE("MlpPolicy", "CartPole-v1", policy_kwargs=dict(optimizer_class=th.optim.SGD), seed=0)
+    assert isinstance(sgd.policy.optimizer, th.optim.SGD)
+    own = REINFORCE("MlpPolicy", "CartPole-v1", policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-7)), seed=0)
+    assert own.policy.optimizer.param_groups[0]["eps"] == 1e-7 and not own.policy.optimizer.param_groups[0]["fused"]
+
+
+def test_fused_adam_trains_as_sb3s_default_adam():
+    """The fused default follows the same trajectory as SB3's loop implementation, up to float rounding."""
+    params = []
+    for policy_kwargs in [None, dict(optimizer_kwargs=dict(eps=1e-5))]:
+        model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=32, policy_kwargs=policy_kwargs, seed=3)
+        model.learn(2048)
+        params.append(th.nn.utils.parameters_to_vector(model.policy.parameters()).detach())
+    assert th.allclose(params[0], params[1], atol=1e-4), (params[0] - params[1]).abs().max()
+
+
+class _ModeRecordingExtractor(th.nn.Module):
+    """A features extractor that overrides ``train`` (as modules with frozen statistics do)."""
+
+    def __init__(self, observation_space, features_dim: int = 4) -> None:
+        super().__init__()
+        self.features_dim = features_dim
+        self.modes: list[bool] = []
+
+    def train(self, mode: bool = True):
+        self.modes.append(mode)
+        return super().train(mode)
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        return obs
+
+
+@pytest.mark.parametrize("custom", [False, True])
+def test_training_mode_switch(custom):
+    """Rollouts run in eval mode and updates in training mode, on every module; custom ``train`` methods are called."""
+    policy_kwargs = dict(features_extractor_class=_ModeRecordingExtractor) if custom else None
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=8, policy_kwargs=policy_kwargs, seed=0)
+    modes: list[tuple[bool, ...]] = []
+    original_train = model.train
+
+    def spy_train() -> None:
+        modes.append(tuple(module.training for module in model.policy.modules()))
+        original_train()
+        modes.append(tuple(module.training for module in model.policy.modules()))
+
+    model.train = spy_train  # type: ignore[method-assign]
+    model.learn(64)
+    # Before each update: every module in eval mode (set by the rollout); after it: every module in training mode.
+    assert modes and all(not any(m) for m in modes[::2]) and all(all(m) for m in modes[1::2])
+    if custom:
+        extractor = model.policy.features_extractor
+        assert extractor.modes[-2:] == [False, True] and len(extractor.modes) >= len(modes)  # twice per update

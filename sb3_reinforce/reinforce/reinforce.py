@@ -1,6 +1,6 @@
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -21,6 +21,14 @@ from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, Mean
 from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer, batch_length, batch_slice
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
+
+
+class _PolicyParts(NamedTuple):
+    """Lists derived from a policy object, cached by :meth:`REINFORCE._policy_parts`."""
+
+    policy: BasePolicy
+    plain_modules: list[th.nn.Module] | None  # None when a module overrides nn.Module.train
+    parameters: list[th.nn.Parameter]
 
 
 @dataclass
@@ -251,10 +259,12 @@ class REINFORCE(OnPolicyAlgorithm):
             growable=self.batch_mode == "episodes",
             **self.rollout_buffer_kwargs,
         )
+        self.policy_kwargs = _with_fused_adam(self.policy_kwargs, self.device)
         self.policy = self.policy_class(  # type: ignore[assignment]
             self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
         )
         self.policy = self.policy.to(self.device)
+        self._parts: _PolicyParts | None = None
         self._maybe_recommend_cpu()
 
         # A loaded model brings its fitted baseline back (SB3's load restores attributes before this call).
@@ -278,8 +288,28 @@ class REINFORCE(OnPolicyAlgorithm):
             self._float_obs_keys = [""] if _is_float_space(self.observation_space) else []
 
     def _excluded_save_params(self) -> list[str]:
-        # The previous update's mean gradient is a diagnostic (log_grad_stats), not training state.
-        return [*super()._excluded_save_params(), "_previous_mean_gradient"]
+        # The previous update's mean gradient is a diagnostic (log_grad_stats), not training state; the policy's
+        # module and parameter lists are rebuilt from the policy.
+        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts"]
+
+    def _policy_parts(self) -> "_PolicyParts":
+        """The policy's module and parameter lists, built once per policy object (two traversals less per step)."""
+        parts = getattr(self, "_parts", None)
+        if parts is None or parts.policy is not self.policy:
+            modules = list(self.policy.modules())
+            # The flag can be set directly when no module changes what nn.Module.train does.
+            plain = all(type(module).train is th.nn.Module.train for module in modules)
+            parts = self._parts = _PolicyParts(self.policy, modules if plain else None, list(self.policy.parameters()))
+        return parts
+
+    def _set_training_mode(self, mode: bool) -> None:
+        """``policy.set_training_mode(mode)`` (twice per update), without ``nn.Module.train``'s recursion when possible."""
+        modules = self._policy_parts().plain_modules
+        if modules is None:
+            self.policy.set_training_mode(mode)
+        else:
+            for module in modules:
+                object.__setattr__(module, "training", mode)
 
     def _reset_episode_carry(self) -> None:
         """Forget the episodes in progress: their step index ``k`` and discounted reward prefix."""
@@ -378,7 +408,7 @@ class REINFORCE(OnPolicyAlgorithm):
 
         :return: False if a callback stopped training
         """
-        self.policy.set_training_mode(False)
+        self._set_training_mode(False)
         buffer.reset()
         n_envs = env.num_envs
         included: np.ndarray | None = None
@@ -631,7 +661,7 @@ class REINFORCE(OnPolicyAlgorithm):
         One gradient step of the policy on the whole batch (as A2C), then ``n_value_epochs`` regression steps of
         the value function with a value baseline. KL and other diagnostics are measured after the update.
         """
-        self.policy.set_training_mode(True)
+        self._set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
 
         batch = self.rollout_buffer.get_batch()
@@ -726,7 +756,7 @@ class REINFORCE(OnPolicyAlgorithm):
             )
         self.policy.optimizer.zero_grad()
         loss.backward()
-        grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        grad_norm = th.nn.utils.clip_grad_norm_(self._policy_parts().parameters, self.max_grad_norm)
         self.policy.optimizer.step()
         return float(grad_norm)
 
@@ -752,6 +782,19 @@ class REINFORCE(OnPolicyAlgorithm):
 def _explained_variance(predicted: np.ndarray, targets: np.ndarray) -> float | None:
     """SB3's explained variance of a baseline, or None for fewer than two samples."""
     return float(explained_variance(predicted, targets)) if len(targets) > 1 else None
+
+
+def _with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[str, Any]:
+    """
+    The policy kwargs with SB3's default optimizer (Adam, ``eps=1e-5``) in its fused implementation, when the
+    optimizer was left to its default: one kernel for all parameters instead of a loop over them, which matters for
+    the many small steps of REINFORCE (one policy step and ``n_value_epochs`` value steps per batch). The same
+    algorithm; results differ from the loop implementation only by floating-point rounding.
+    """
+    optimizer_class = policy_kwargs.get("optimizer_class", th.optim.Adam)
+    if optimizer_class is not th.optim.Adam or "optimizer_kwargs" in policy_kwargs or device.type not in ("cpu", "cuda"):
+        return policy_kwargs
+    return {**policy_kwargs, "optimizer_kwargs": {"eps": 1e-5, "fused": True}}
 
 
 def _is_float_space(space: spaces.Space) -> bool:
