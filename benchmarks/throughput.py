@@ -19,6 +19,7 @@ on a cheaper env. Each row is the median of ``--repeats`` timed runs of ``--step
 """
 
 import argparse
+import ast
 import csv
 import datetime
 import functools
@@ -206,6 +207,9 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=100_000,
                         help="steps per training run (at most REINFORCE's budget for the env)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reinforce-params", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="over REINFORCE's zoo config in every REINFORCE row, e.g. n_value_epochs=10")  # fmt: skip
+    parser.add_argument("--only", nargs="+", help="run only the rows whose label contains one of these strings")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", help="CSV file")
     args = parser.parse_args()
@@ -213,6 +217,7 @@ def main() -> None:
         th.set_num_threads(args.threads)
 
     config = yaml.safe_load(open(zoo.default_config_path()))
+    extra = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.reinforce_params)}
     rows: list[dict[str, Any]] = []
     for mode in args.modes:
         for env_id in args.envs:
@@ -220,6 +225,10 @@ def main() -> None:
             steps = args.steps if mode == "fixed" else min(args.train_steps, int(float(entry["n_timesteps"])))
             results: dict[str, tuple[float, float, float]] = {}
             for label, algo, overrides in runs_for(entry):
+                if args.only and not any(part in label for part in args.only):
+                    continue
+                if algo == "reinforce":
+                    overrides = {**overrides, **extra}
                 own = zoo.default_config_path() if algo == "reinforce" else None
                 if mode == "fixed":
                     model = build(algo, env_id, overrides, own)
@@ -231,7 +240,7 @@ def main() -> None:
                     results[label] = measure_training(make, steps, args.repeats)
                 rate, limit, ratio = results[label]
                 print(f"{mode:8s} {env_id:16s} {label:26s} {rate:9.0f} steps/s, limit {limit:9.0f}: {ratio:5.2f}", flush=True)
-            a2c = results["a2c (zoo)"][0]
+            a2c = results["a2c (zoo)"][0] if "a2c (zoo)" in results else float("nan")
             for label, (rate, limit, ratio) in results.items():
                 rows.append(dict(mode=mode, env=env_id, run=label, steps=steps, steps_per_second=round(rate),
                                  limit=round(limit), of_limit=ratio, vs_a2c=rate / a2c))  # fmt: skip
