@@ -1,38 +1,45 @@
 """
-Where REINFORCE's time goes: cProfile of ``learn()`` on CartPole-v1 (8 envs, defaults), grouped by component.
+Where REINFORCE's time goes: cProfile of ``learn()`` on CartPole-v1 with its zoo entry (8 envs), for one row of
+``throughput.py`` (a baseline and a batch mode, at a fixed policy), grouped by component.
 
-    python benchmarks/profile_rollout.py --steps 40000
+    python benchmarks/profile_rollout.py --baseline None --batch-mode episodes --steps 40000
+    python benchmarks/profile_rollout.py --baseline value --batch-mode steps --steps 40000
 """
 
 import argparse
 import cProfile
 import pstats
+import sys
+from pathlib import Path
 
-from stable_baselines3.common.env_util import make_vec_env
-
-from sb3_reinforce import REINFORCE
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import build
 
 # (label, function-name fragments whose cumulative time is reported)
 COMPONENTS = [
     ("learn() total", "reinforce.py:*(learn)"),
     ("rollout loop (_run_policy)", "(_run_policy)"),
     ("  env step (DummyVecEnv.step)", "base_vec_env.py:*(step)"),
-    ("  policy forward (get_distribution)", "policies.py:*(get_distribution)"),
+    ("  policy forward (get_distribution; with the update's calls)", "policies.py:*(get_distribution)"),
     ("  callbacks (on_step)", "callbacks.py:*(on_step)"),
     ("  episode statistics (_update_info_buffer)", "(_update_info_buffer)"),
     ("  NaN/inf checks (_check_finite_step)", "(_check_finite_step)"),
     ("  storage (buffer.add)", "buffers.py:*(add)"),
     ("returns and baselines (_estimate)", "(_estimate)"),
     ("update (train)", "reinforce.py:*(train)"),
+    ("  backward passes", "__init__.py:*(backward)"),
+    ("  optimizer steps", "optimizer.py:*(wrapper)"),
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40_000)
-    parser.add_argument("--baseline", default="value")
+    parser.add_argument("--baseline", default="value", choices=["None", "mean", "linear", "value"])
+    parser.add_argument("--batch-mode", default="episodes", choices=["steps", "episodes"])
     args = parser.parse_args()
-    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8, seed=0), baseline=args.baseline, seed=0)
+    baseline = None if args.baseline == "None" else args.baseline
+    model = build("reinforce", "CartPole-v1", {"baseline": baseline, "batch_mode": args.batch_mode})
     model.learn(4096)
     profile = cProfile.Profile()
     profile.enable()

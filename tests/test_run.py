@@ -196,16 +196,19 @@ def test_set_env_and_continue():
 
 
 class NaNEnv(gym.Env):
-    """Finite for ``bad_step`` steps, then returns a NaN reward or observation."""
+    """Finite for ``bad_step`` steps, then returns a NaN reward or observation (``bad_step=0``: from the reset)."""
 
-    def __init__(self, what: str, bad_step: int = 5) -> None:
+    def __init__(self, what: str, bad_step: int = 5, box_actions: bool = False) -> None:
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
-        self.action_space = gym.spaces.Discrete(2)
+        self.action_space = gym.spaces.Box(-1, 1, (1,), np.float32) if box_actions else gym.spaces.Discrete(2)
         self.what, self.bad_step, self.t = what, bad_step, 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        return np.zeros(4, np.float32), {}
+        obs = np.zeros(4, np.float32)
+        if self.bad_step == 0 and self.what == "observation":
+            obs[2] = np.inf
+        return obs, {}
 
     def step(self, action):
         self.t += 1
@@ -224,6 +227,52 @@ def test_non_finite_env_output_stops_training(what):
     model = REINFORCE("MlpPolicy", env, n_steps=16)
     with pytest.raises(ValueError, match=rf"Env 1 returned a non-finite {what}.*step 4 of the rollout"):
         model.learn(1000)
+
+
+@pytest.mark.parametrize("box_actions", [False, True])
+@pytest.mark.parametrize("validate", [True, False])
+def test_non_finite_observation_is_named_however_the_policy_meets_it(box_actions, validate):
+    """
+    Found when the policy's distribution rejects it (validation on), when sampling fails (Categorical without
+    validation), or by the check after the rollout (a Gaussian policy without validation samples NaN actions).
+    """
+    env = DummyVecEnv([lambda: gym.make("CartPole-v1"), lambda: NaNEnv("observation", box_actions=box_actions)])
+    if box_actions:
+        envs = [NaNEnv("observation", bad_step=100, box_actions=True), NaNEnv("observation", box_actions=True)]
+        env = DummyVecEnv([lambda: envs[0], lambda: envs[1]])
+    model = REINFORCE("MlpPolicy", env, n_steps=16)
+    previous = th.distributions.Distribution._validate_args
+    th.distributions.Distribution.set_default_validate_args(validate)
+    try:
+        with pytest.raises(ValueError, match=r"Env 1 returned a non-finite observation at step 4 of the rollout"):
+            model.learn(1000)
+    finally:
+        th.distributions.Distribution.set_default_validate_args(previous)
+
+
+def test_non_finite_observation_on_reset():
+    env = DummyVecEnv([lambda: gym.make("CartPole-v1"), lambda: NaNEnv("observation", bad_step=0)])
+    with pytest.raises(ValueError, match=r"Env 1 returned a non-finite observation on reset, before step 0 of the rollout"):
+        REINFORCE("MlpPolicy", env, n_steps=16).learn(1000)
+
+
+def test_non_finite_dict_observation_is_named():
+    class DictNaNEnv(gym.Wrapper):
+        def __init__(self) -> None:
+            super().__init__(NaNEnv("observation"))
+            self.observation_space = gym.spaces.Dict({"fine": gym.spaces.Discrete(3), "state": self.env.observation_space})
+
+        def reset(self, **kwargs):
+            obs, info = self.env.reset(**kwargs)
+            return {"fine": 0, "state": obs}, info
+
+        def step(self, action):
+            obs, *rest = self.env.step(action)
+            return {"fine": 1, "state": obs}, *rest
+
+    env = DummyVecEnv([lambda: DictNaNEnv(), lambda: DictNaNEnv()])
+    with pytest.raises(ValueError, match=r"Env 0 returned a non-finite observation 'state' at step 4 of the rollout"):
+        REINFORCE("MultiInputPolicy", env, n_steps=16).learn(1000)
 
 
 def test_non_finite_loss_stops_training():

@@ -428,7 +428,12 @@ class REINFORCE(OnPolicyAlgorithm):
 
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                actions = self.policy.get_distribution(obs_tensor).get_actions().cpu().numpy()
+                try:
+                    actions = self.policy.get_distribution(obs_tensor).get_actions().cpu().numpy()
+                except (ValueError, RuntimeError):
+                    # torch.distributions (or the sampler) rejects what a NaN/inf observation gives: name the env and step
+                    self._check_finite_rollout(buffer)
+                    raise
 
             clipped_actions = actions
             if box_actions:
@@ -445,8 +450,8 @@ class REINFORCE(OnPolicyAlgorithm):
                 callback.update_locals(locals())
                 if not callback.on_step():
                     return False
-                self._update_info_buffer(infos, dones)
-            self._check_finite_step(new_obs, rewards, n_steps)  # type: ignore[arg-type]
+                if dones.any():  # Monitor reports an episode (and success) in the info of its last step only
+                    self._update_info_buffer(infos, dones)
             n_steps += 1
 
             buffer.add(self._last_obs, actions, rewards, dones, included)  # type: ignore[arg-type]
@@ -465,26 +470,39 @@ class REINFORCE(OnPolicyAlgorithm):
 
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
+        self._check_finite_rollout(buffer)
         return True
 
-    def _check_finite_step(self, new_obs: Observations, rewards: np.ndarray, rollout_step: int) -> None:
-        """Stop training at the first NaN or infinite reward or observation, naming the env and the step."""
-        if not np.isfinite(rewards).all():
-            env_idx = int(np.flatnonzero(~np.isfinite(rewards))[0])
-            raise ValueError(
-                f"Env {env_idx} returned a non-finite reward ({rewards[env_idx]}) at step {rollout_step} of the "
-                f"rollout (num_timesteps={self.num_timesteps})."
-            )
+    def _check_finite_rollout(self, buffer: ReinforceRolloutBuffer) -> None:
+        """
+        Stop training at the first NaN or infinite reward or observation of the rollout so far, naming the env and the
+        step, before anything is computed from them: one vectorised pass over the stored rollout (and the last
+        observation) instead of a check at every step. Called after the rollout, and by the loop when the policy
+        fails on an observation.
+        """
+        n = buffer.pos
+        of = f"of the rollout (num_timesteps={self.num_timesteps})"
+        problems: list[tuple[int, str]] = []  # (step, message)
+        rewards = buffer.rewards[:n]
+        bad = ~np.isfinite(rewards)
+        if bad.any():
+            row, env_idx = (int(i) for i in np.argwhere(bad)[0])
+            problems.append((row, f"Env {env_idx} returned a non-finite reward ({rewards[row, env_idx]}) at step {row} {of}."))
         for key in self._float_obs_keys:
-            obs = new_obs[key] if key else new_obs
-            assert isinstance(obs, np.ndarray)
-            if not np.isfinite(obs).all():
-                env_idx = int(np.flatnonzero(~np.isfinite(obs.reshape(len(obs), -1)).all(axis=1))[0])
+            stored = buffer.observations[key] if isinstance(buffer.observations, dict) else buffer.observations
+            last = self._last_obs[key] if isinstance(self._last_obs, dict) else self._last_obs
+            assert isinstance(stored, np.ndarray) and isinstance(last, np.ndarray)
+            # Row r holds the observation returned by step r - 1 (r = 0: by a reset, or checked with the last rollout);
+            # the one returned by the last step is the next row, _last_obs.
+            rows_finite = np.concatenate([_finite_rows(stored[:n], buffer.n_envs), _finite_rows(last[None], buffer.n_envs)])
+            if not rows_finite.all():
+                row, env_idx = (int(i) for i in np.argwhere(~rows_finite)[0])
+                value = stored[row, env_idx] if row < n else last[env_idx]
                 name = f"observation '{key}'" if key else "observation"
-                raise ValueError(
-                    f"Env {env_idx} returned a non-finite {name} at step {rollout_step} of the rollout "
-                    f"(num_timesteps={self.num_timesteps}): {obs[env_idx]}"
-                )
+                when = f"at step {row - 1}" if row > 0 else "on reset, before step 0"
+                problems.append((row - 1, f"Env {env_idx} returned a non-finite {name} {when} {of}: {value}"))
+        if problems:
+            raise ValueError(min(problems, key=lambda problem: problem[0])[1])
 
     def _predict_values(self, obs: Observations) -> np.ndarray:
         """``V(s)`` of a flat batch of observations, in chunks, as float64."""
@@ -795,6 +813,11 @@ def _with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[s
     if optimizer_class is not th.optim.Adam or "optimizer_kwargs" in policy_kwargs or device.type not in ("cpu", "cuda"):
         return policy_kwargs
     return {**policy_kwargs, "optimizer_kwargs": {"eps": 1e-5, "fused": True}}
+
+
+def _finite_rows(obs: np.ndarray, n_envs: int) -> np.ndarray:
+    """Whether each (row, env) observation of a time-major ``(rows, n_envs, ...)`` array is finite."""
+    return np.isfinite(obs.reshape(len(obs), n_envs, -1)).all(axis=2)
 
 
 def _is_float_space(space: spaces.Space) -> bool:
