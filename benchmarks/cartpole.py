@@ -27,6 +27,7 @@ def train_and_evaluate(seed: int, timesteps: int, eval_episodes: int, env_id: st
     train_seconds = time.perf_counter() - start
     eval_env = make_vec_env(env_id, n_envs=1, seed=10_000 + seed)
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True)
+    assert isinstance(mean, float) and isinstance(std, float)  # not per-episode lists (return_episode_rewards=False)
     return dict(
         seed=seed, timesteps=model.num_timesteps, eval_mean=float(mean), eval_std=float(std), train_seconds=train_seconds
     )

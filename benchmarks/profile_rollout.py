@@ -23,7 +23,7 @@ COMPONENTS = [
     ("  policy forward (get_distribution; with the update's calls)", "policies.py:*(get_distribution)"),
     ("  callbacks (on_step)", "callbacks.py:*(on_step)"),
     ("  episode statistics (_update_info_buffer)", "(_update_info_buffer)"),
-    ("  NaN/inf checks (_check_finite_step)", "(_check_finite_step)"),
+    ("  NaN/inf check of the rollout (_check_finite_rollout)", "(_check_finite_rollout)"),
     ("  storage (buffer.add)", "buffers.py:*(add)"),
     ("returns and baselines (_estimate)", "(_estimate)"),
     ("update (train)", "reinforce.py:*(train)"),

@@ -28,7 +28,7 @@ def main() -> None:
     if args.reach is not None:
         print(f"completed trials with value >= {args.reach:g}: {sum(t.value >= args.reach for t in complete)}")
     print(f"best {args.top}:")
-    for t in sorted(complete, key=lambda t: -t.value)[: args.top]:
+    for t in sorted(complete, key=lambda t: -(t.value or 0.0))[: args.top]:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         print(f"  trial {t.number}: {t.value:.1f}  {params}")
 

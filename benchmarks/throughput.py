@@ -1,21 +1,27 @@
 """
 Training throughput of REINFORCE against SB3's A2C and PPO, and against the limit of the rollout loop.
 
-For each env (8 envs, ``DummyVecEnv``, default ``MlpPolicy`` architecture of each config) it measures environment steps
+For each env (8 envs, ``DummyVecEnv``, each config's own ``MlpPolicy`` architecture) it measures environment steps
 per second of ``learn()``:
 
 - REINFORCE with its zoo config, for each baseline (none, mean, linear, value) and both batch modes;
 - SB3's A2C and PPO with the zoo's configs for the same env;
 - the limit: a loop that only steps the VecEnv with actions from the same policy's forward pass (no storage, no
-  training), timed on each row's own model and env, alternately with the row's own timed runs.
+  training), on each row's own model and env.
 
-All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row steps the same VecEnv. Every row is
-timed at a fixed policy: the learning rate is a schedule that returns 0, so ``learn()`` does all of its work
-(rollouts, gradients, value epochs, optimizer steps) but the parameters do not move. Otherwise a row whose policy
-learns faster would play longer episodes (fewer resets) than the others and than the limit loop, and be timed
-on a cheaper env. Each row is the median of ``--repeats`` timed runs of ``--steps`` steps, after a warm-up run.
+All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row steps the same VecEnv. Two modes
+(``--modes``), as a learning policy changes the env's cost (CartPole episodes lengthen, with fewer resets):
 
-    python benchmarks/throughput.py --out docs/results/throughput.csv
+- ``fixed``: the learning rate is a schedule that returns 0, so ``learn()`` does all of its work (rollouts,
+  gradients, value epochs, optimizer steps) but the parameters do not move. ``--repeats`` timed runs of ``--steps``
+  steps after a warm-up, each paired with a limit run just before it.
+- ``training``: ``--repeats`` training runs of ``--train-steps`` steps (at most REINFORCE's budget for the env) from
+  a fresh model, each followed by the limit loop replaying that run's policies, each for as many steps as its
+  rollout took (a callback records them; its time is left out).
+
+A row's ratio to the limit is the median over its pairs, so slow drifts of the machine's speed cancel in a pair.
+
+    python benchmarks/throughput.py --steps 30000 --train-steps 100000 --repeats 5 --out docs/results/throughput.csv
 """
 
 import argparse
