@@ -295,7 +295,7 @@ class REINFORCE(OnPolicyAlgorithm):
         return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts"]
 
     def _policy_parts(self) -> "_PolicyParts":
-        """The policy's module and parameter lists, built once per policy object (two traversals less per step)."""
+        """The policy's module and parameter lists, built once per policy object (no module-tree walk per update)."""
         parts = getattr(self, "_parts", None)
         if parts is None or parts.policy is not self.policy:
             modules = list(self.policy.modules())
