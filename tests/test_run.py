@@ -198,16 +198,16 @@ def test_set_env_and_continue():
 class NaNEnv(gym.Env):
     """Finite for ``bad_step`` steps, then returns a NaN reward or observation (``bad_step=0``: from the reset)."""
 
-    def __init__(self, what: str, bad_step: int = 5, box_actions: bool = False) -> None:
+    def __init__(self, what: str, bad_step: int = 5, box_actions: bool = False, bad_value: float = np.inf) -> None:
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
         self.action_space = gym.spaces.Box(-1, 1, (1,), np.float32) if box_actions else gym.spaces.Discrete(2)
-        self.what, self.bad_step, self.t = what, bad_step, 0
+        self.what, self.bad_step, self.bad_value, self.t = what, bad_step, bad_value, 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         obs = np.zeros(4, np.float32)
         if self.bad_step == 0 and self.what == "observation":
-            obs[2] = np.inf
+            obs[2] = self.bad_value
         return obs, {}
 
     def step(self, action):
@@ -250,8 +250,10 @@ def test_non_finite_observation_is_named_however_the_policy_meets_it(box_actions
         th.distributions.Distribution.set_default_validate_args(previous)
 
 
-def test_non_finite_observation_on_reset():
-    env = DummyVecEnv([lambda: gym.make("CartPole-v1"), lambda: NaNEnv("observation", bad_step=0)])
+@pytest.mark.parametrize("bad_value", [np.inf, np.nan])
+def test_non_finite_observation_on_reset(bad_value):
+    """inf saturates the policy's tanh (the check after the rollout finds it); NaN fails the very first step."""
+    env = DummyVecEnv([lambda: gym.make("CartPole-v1"), lambda: NaNEnv("observation", bad_step=0, bad_value=bad_value)])
     with pytest.raises(ValueError, match=r"Env 1 returned a non-finite observation on reset, before step 0 of the rollout"):
         REINFORCE("MlpPolicy", env, n_steps=16).learn(1000)
 

@@ -496,7 +496,7 @@ class REINFORCE(OnPolicyAlgorithm):
             assert isinstance(stored, np.ndarray) and isinstance(last, np.ndarray)
             # Row r holds the observation returned by step r - 1 (r = 0: by a reset, or checked with the last rollout);
             # the one returned by the last step is the next row, _last_obs.
-            rows_finite = np.concatenate([_finite_rows(stored[:n], buffer.n_envs), _finite_rows(last[None], buffer.n_envs)])
+            rows_finite = np.concatenate([_finite_rows(stored[:n]), _finite_rows(last[None])])
             if not rows_finite.all():
                 row, env_idx = (int(i) for i in np.argwhere(~rows_finite)[0])
                 value = stored[row, env_idx] if row < n else last[env_idx]
@@ -817,9 +817,9 @@ def _with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[s
     return {**policy_kwargs, "optimizer_kwargs": {"eps": 1e-5, "fused": True}}
 
 
-def _finite_rows(obs: np.ndarray, n_envs: int) -> np.ndarray:
-    """Whether each (row, env) observation of a time-major ``(rows, n_envs, ...)`` array is finite."""
-    return np.isfinite(obs.reshape(len(obs), n_envs, -1)).all(axis=2)
+def _finite_rows(obs: np.ndarray) -> np.ndarray:
+    """Whether each (row, env) observation of a time-major ``(rows, n_envs, ...)`` array is finite (also for 0 rows)."""
+    return np.isfinite(obs).all(axis=tuple(range(2, obs.ndim)))
 
 
 def _is_float_space(space: spaces.Space) -> bool:
