@@ -25,16 +25,13 @@ A row's ratio to the limit is the median over its pairs, so slow drifts of the m
 """
 
 import argparse
-import ast
 import csv
 import datetime
 import functools
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -46,10 +43,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cartpole import machine_description
-
 from sb3_reinforce import zoo
+from sb3_reinforce.benchmark import AlgoSpec, machine_description
 
 N_ENVS = 8
 BASELINES = [None, "mean", "linear", "value"]
@@ -60,9 +55,9 @@ def frozen(progress_remaining: float) -> float:
     return 0.0
 
 
-def build(algo: str, env_id: str, overrides: dict[str, Any], config: str | None = None, fixed: bool = True) -> BaseAlgorithm:
+def build(algo: str, env_id: str, overrides: dict[str, Any], fixed: bool = True) -> BaseAlgorithm:
     """A model from the zoo's config for ``algo`` (the package's for REINFORCE) with 8 envs, at a fixed policy if asked."""
-    model, _ = zoo.build_model(algo, env_id, "/tmp/sb3_reinforce_throughput", {"n_envs": N_ENVS, **overrides}, config)
+    model, _ = zoo.build_model(algo, env_id, "/tmp/sb3_reinforce_throughput", {"n_envs": N_ENVS, **overrides})
     if fixed:
         model.learning_rate = frozen  # the zoo's schedule parsing only takes numbers and "lin_" strings
         model._setup_lr_schedule()
@@ -90,15 +85,7 @@ def _act(model: BaseAlgorithm, obs: Any) -> np.ndarray:
 
 def limit_rate(model: BaseAlgorithm, steps: int) -> float:
     """Steps per second of stepping the model's VecEnv with actions from its policy's forward pass, nothing else."""
-    env = model.get_env()
-    assert env is not None
-    obs = env.reset()
-    n = 0
-    start = time.perf_counter()
-    while n < steps:
-        obs, _, _, _ = env.step(_act(model, obs))
-        n += env.num_envs
-    return n / (time.perf_counter() - start)
+    return replay_limit_rate(model, [(None, steps)])
 
 
 class PolicyRecorder(BaseCallback):
@@ -110,7 +97,7 @@ class PolicyRecorder(BaseCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self.segments: list[tuple[dict[str, th.Tensor], int]] = []
+        self.segments: list[tuple[dict[str, th.Tensor] | None, int]] = []
         self.seconds = 0.0
         self._start_steps = 0
         self._state: dict[str, th.Tensor] = {}
@@ -128,14 +115,18 @@ class PolicyRecorder(BaseCallback):
         return True
 
 
-def replay_limit_rate(model: BaseAlgorithm, segments: list[tuple[dict[str, th.Tensor], int]]) -> float:
-    """The limit loop over a training run's sequence of policies, each for as many steps as its rollout took."""
+def replay_limit_rate(model: BaseAlgorithm, segments: list[tuple[dict[str, th.Tensor] | None, int]]) -> float:
+    """
+    The limit loop over a sequence of policies (a training run's, from :class:`PolicyRecorder`; ``None``: the model's
+    current one), each for as many steps as its rollout took; the loading of each policy is not timed.
+    """
     env = model.get_env()
     assert env is not None
     obs = env.reset()
     total, elapsed = 0, 0.0
     for state, steps in segments:
-        model.policy.load_state_dict(state)
+        if state is not None:
+            model.policy.load_state_dict(state)
         n = 0
         start = time.perf_counter()
         while n < steps:
@@ -163,11 +154,7 @@ def measure_fixed(model: BaseAlgorithm, steps: int, repeats: int) -> tuple[float
     for _ in range(repeats):
         limit.append(limit_rate(model, steps))
         learn.append(learn_rate(model, steps))
-    return (
-        statistics.median(learn),
-        statistics.median(limit),
-        statistics.median(a / b for a, b in zip(learn, limit, strict=True)),
-    )
+    return medians(learn, limit)
 
 
 def measure_training(make: Callable[[], BaseAlgorithm], steps: int, repeats: int) -> tuple[float, float, float]:
@@ -184,11 +171,7 @@ def measure_training(make: Callable[[], BaseAlgorithm], steps: int, repeats: int
         limit.append(replay_limit_rate(model, recorder.segments))
         assert model.env is not None
         model.env.close()
-    return (
-        statistics.median(learn),
-        statistics.median(limit),
-        statistics.median(a / b for a, b in zip(learn, limit, strict=True)),
-    )
+    return medians(learn, limit)
 
 
 def runs_for(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -223,7 +206,10 @@ def main() -> None:
         th.set_num_threads(args.threads)
 
     config = yaml.safe_load(open(zoo.default_config_path()))
-    extra = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.reinforce_params)}
+    labels = [label for env_id in args.envs for label, _, _ in runs_for(config.get(env_id, config["default"]))]
+    if args.only and not any(part in label for part in args.only for label in labels):
+        raise ValueError(f"--only: {args.only} matches no row; the rows are {sorted(set(labels))}")
+    extra = AlgoSpec.parse("reinforce:" + ",".join(args.reinforce_params)).params  # as `benchmark --algos` reads them
     rows: list[dict[str, Any]] = []
     for mode in args.modes:
         for env_id in args.envs:
@@ -235,14 +221,13 @@ def main() -> None:
                     continue
                 if algo == "reinforce":
                     overrides = {**overrides, **extra}
-                own = zoo.default_config_path() if algo == "reinforce" else None
                 if mode == "fixed":
-                    model = build(algo, env_id, overrides, own)
+                    model = build(algo, env_id, overrides)
                     results[label] = measure_fixed(model, steps, args.repeats)
                     assert model.env is not None
                     model.env.close()
                 else:
-                    make = functools.partial(build, algo, env_id, overrides, own, fixed=False)
+                    make = functools.partial(build, algo, env_id, overrides, fixed=False)
                     results[label] = measure_training(make, steps, args.repeats)
                 rate, limit, ratio = results[label]
                 print(f"{mode:8s} {env_id:16s} {label:26s} {rate:9.0f} steps/s, limit {limit:9.0f}: {ratio:5.2f}", flush=True)

@@ -13,16 +13,18 @@ import timeit
 from pathlib import Path
 from typing import Any, cast
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cartpole import machine_description
 from throughput import build
 
 from sb3_reinforce import REINFORCE, zoo
+from sb3_reinforce.benchmark import machine_description
 
 
 def train_ms(overrides: dict[str, Any], repeats: int) -> tuple[float, int]:
     """Median milliseconds of ``train()`` on one collected batch (frozen policy: every call does the same work)."""
-    model = cast(REINFORCE, build("reinforce", "CartPole-v1", overrides, zoo.default_config_path()))
+    model = cast(REINFORCE, build("reinforce", "CartPole-v1", overrides))
     model.learn(1000)  # one collected batch in the buffer, optimizer state initialised
     times = timeit.repeat(model.train, number=1, repeat=repeats)
     return 1e3 * statistics.median(times), int(model.rollout_buffer.valid.sum())
@@ -35,13 +37,16 @@ def main() -> None:
 
     print(f"{machine_description()}; median of {args.repeats} calls\n")
     print("| batch mode | baseline | optimizer | steps in batch | train() ms |\n| --- | --- | --- | --- | --- |")
-    entry_kwargs = "activation_fn=nn.ReLU, net_arch=dict(pi=[64, 64], vf=[64, 64])"  # CartPole-v1's entry
+    entry = yaml.safe_load(open(zoo.default_config_path()))["CartPole-v1"]["policy_kwargs"]
+    assert entry.startswith("dict(") and entry.endswith(")") and "optimizer" not in entry
+    # SB3's own default optimizer: Adam with eps=1e-5, the loop implementation (giving optimizer_kwargs keeps it)
+    sb3_default = entry[:-1] + ", optimizer_kwargs=dict(eps=1e-5))"
     for batch_mode in ("episodes", "steps"):
         for baseline in (None, "value"):
             for fused in (True, False):
                 overrides: dict[str, Any] = {"baseline": baseline, "batch_mode": batch_mode, "n_episodes": 8}
-                if not fused:  # SB3's own default: Adam with eps=1e-5, the loop implementation
-                    overrides["policy_kwargs"] = f"dict({entry_kwargs}, optimizer_kwargs=dict(eps=1e-5))"
+                if not fused:
+                    overrides["policy_kwargs"] = sb3_default
                 ms, n = train_ms(overrides, args.repeats)
                 name = "Adam, fused (default)" if fused else "Adam, SB3's default (loop)"
                 print(f"| {batch_mode} | {baseline} | {name} | {n} | {ms:.2f} |", flush=True)

@@ -445,6 +445,7 @@ class REINFORCE(OnPolicyAlgorithm):
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
+            episode_ended = dones.any()
 
             if callback is not None:
                 self.num_timesteps += n_envs
@@ -452,12 +453,12 @@ class REINFORCE(OnPolicyAlgorithm):
                 callback.update_locals(locals())
                 if not callback.on_step():
                     return False
-                if dones.any():  # Monitor reports an episode (and success) in the info of its last step only
+                if episode_ended:  # Monitor reports an episode (and success) in the info of its last step only
                     self._update_info_buffer(infos, dones)
             n_steps += 1
 
             buffer.add(self._last_obs, actions, rewards, dones, included)  # type: ignore[arg-type]
-            if dones.any():
+            if episode_ended:
                 ended = np.flatnonzero(dones)
                 if bootstrap_truncations:
                     # Time-limit truncation: bootstrap with V(terminal observation) after the rollout.
