@@ -326,3 +326,39 @@ def test_sgd_update_follows_the_seeds_estimator(kwargs):
         np.testing.assert_allclose(
             (p.detach() - before[name]).numpy(), (lr * grad_sum[name] / n_valid).numpy(), rtol=1e-3, atol=2e-6
         )
+
+
+@pytest.mark.parametrize("baseline", [None, "value"])
+def test_entropy_bonus_adds_ent_coef_times_the_entropy_gradient(baseline):
+    """
+    With SGD, the update with ``ent_coef=c`` differs from the one with ``ent_coef=0`` (where the entropy is only
+    logged, not differentiated) by ``lr * c * grad mean_t H[pi(.|s_t)]`` on the same batch.
+    """
+    changes, models = [], []
+    for ent_coef in (0.0, 0.5):
+        model = REINFORCE(
+            "MlpPolicy",
+            make_env(),
+            learning_rate=0.1,
+            n_steps=8,
+            normalize_advantage=False,
+            ent_coef=ent_coef,
+            max_grad_norm=float("inf"),
+            n_value_epochs=0,
+            baseline=baseline,
+            policy_kwargs=dict(optimizer_class=th.optim.SGD, optimizer_kwargs={}),
+            seed=3,
+        )
+        run_rollouts(model, 1)
+        before = [p.detach().clone() for p in model.policy.parameters()]
+        batch = model.rollout_buffer.get_batch()
+        entropy = model.policy.get_distribution(batch.observations).entropy().mean()
+        entropy_grads = th.autograd.grad(entropy, list(model.policy.parameters()), allow_unused=True)
+        model.train()
+        changes.append([p.detach() - b for p, b in zip(model.policy.parameters(), before, strict=True)])
+        models.append((model, entropy_grads))
+    np.testing.assert_allclose(models[0][0].rollout_buffer.advantages, models[1][0].rollout_buffer.advantages)
+    assert "train/entropy_loss" in models[0][0].logger.name_to_value
+    for without, with_bonus, grad in zip(changes[0], changes[1], models[1][1], strict=True):
+        expected = th.zeros_like(without) if grad is None else 0.1 * 0.5 * grad
+        np.testing.assert_allclose((with_bonus - without).numpy(), expected.numpy(), rtol=1e-3, atol=1e-6)

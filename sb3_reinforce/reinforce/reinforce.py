@@ -712,7 +712,9 @@ class REINFORCE(OnPolicyAlgorithm):
         policy_loss = -(advantages * log_prob).mean()
         # Entropy loss favors exploration (approximated by -log pi when there is no closed form)
         entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-        loss = policy_loss + self.ent_coef * entropy_loss
+        # With ent_coef=0 the entropy is only logged: leaving it out of the graph saves its backward pass (and a
+        # non-finite entropy gradient times 0 cannot turn the policy gradient into NaN).
+        loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
 
         value_loss: th.Tensor | None = None
         if values is not None:
