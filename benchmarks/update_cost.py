@@ -1,7 +1,10 @@
 """
 Cost of one REINFORCE update (``train()``) on a fixed batch, for CartPole-v1's zoo entry with and without the value
 baseline, with the default optimizer (Adam, fused implementation) against SB3's default (Adam, loop over
-parameters); and the cost of switching the policy between eval and training mode (twice per update).
+parameters); the cost of switching the policy between eval and training mode (twice per update); and what one
+regression pass of the value function costs (``REINFORCE._fit_value_function``, the ``n_value_epochs`` extra passes):
+milliseconds, the floating-point rate of its matrix products against that of a bare matrix product of the critic's
+largest layer on the same batch, and the share of its time that torch's profiler puts in matrix products.
 
     python benchmarks/update_cost.py --repeats 300
 """
@@ -13,7 +16,9 @@ import timeit
 from pathlib import Path
 from typing import Any, cast
 
+import torch as th
 import yaml
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import build
@@ -28,6 +33,49 @@ def train_ms(overrides: dict[str, Any], repeats: int) -> tuple[float, int]:
     model.learn(1000)  # one collected batch in the buffer, optimizer state initialised
     times = timeit.repeat(model.train, number=1, repeat=repeats)
     return 1e3 * statistics.median(times), int(model.rollout_buffer.valid.sum())
+
+
+def critic_flops(model: REINFORCE, n: int) -> tuple[float, tuple[int, int]]:
+    """
+    Floating-point operations of the matrix products of one regression pass (forward and backward) of the critic on
+    ``n`` rows, and the critic's largest layer shape. Forward: ``2 n in out`` per linear layer; backward: the same for
+    the weight gradient of every layer and for the input gradient of every layer but the first.
+    """
+    policy = model.policy
+    layers = [m for m in [*policy.mlp_extractor.value_net.modules(), policy.value_net] if isinstance(m, th.nn.Linear)]
+    sizes = [layer.in_features * layer.out_features for layer in layers]
+    largest = max(layers, key=lambda layer: layer.in_features * layer.out_features)
+    return 2.0 * n * (2 * sum(sizes) + sum(sizes[1:])), (largest.in_features, largest.out_features)
+
+
+def regression_pass(batch_mode: str, repeats: int) -> str:
+    """One table row: cost of one value-regression pass on a batch of CartPole-v1's entry (policy fixed)."""
+    overrides = {"baseline": "value", "batch_mode": batch_mode, "n_episodes": 8}
+    model = cast(REINFORCE, build("reinforce", "CartPole-v1", overrides))
+    model.learn(1000)
+    batch = model.rollout_buffer.get_batch()
+    assert batch.value_targets is not None
+    targets = batch.value_targets
+    n_passes = model.n_value_epochs
+
+    def passes() -> None:
+        model._fit_value_function(batch.observations, targets, n_passes)
+
+    passes()
+    seconds = statistics.median(timeit.repeat(passes, number=1, repeat=repeats)) / n_passes
+    n = len(targets)
+    flops, (fan_in, fan_out) = critic_flops(model, n)
+    a, b = th.randn(n, fan_in), th.randn(fan_in, fan_out)
+    mm_seconds = statistics.median(timeit.repeat(lambda: a @ b, number=10, repeat=max(repeats // 5, 3))) / 10
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        passes()
+    events = prof.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    products = sum(event.self_cpu_time_total for event in events if event.key in ("aten::mm", "aten::addmm"))
+    return (
+        f"| {batch_mode} | {n} | {1e3 * seconds:.3f} | {flops / seconds / 1e9:.1f} | "
+        f"{2.0 * n * fan_in * fan_out / mm_seconds / 1e9:.1f} | {100 * products / total:.0f}% |"
+    )
 
 
 def main() -> None:
@@ -65,6 +113,12 @@ def main() -> None:
     for name, switch in [("policy.set_training_mode", sb3_switch), ("REINFORCE._set_training_mode", own_switch)]:
         us = 1e6 * statistics.median(timeit.repeat(switch, number=100, repeat=20)) / 100
         print(f"\n{name}: eval then training mode, {us:.1f} µs")
+
+    print(f"\nValue regression passes (CartPole-v1 entry, baseline='value'; median of {max(args.repeats // 10, 5)} calls)\n")
+    print("| batch mode | steps in batch | ms per pass | GFLOP/s of its products | GFLOP/s of a bare product of the "
+          "largest layer | share of time in products |\n| --- | --- | --- | --- | --- | --- |")  # fmt: skip
+    for batch_mode in ("episodes", "steps"):
+        print(regression_pass(batch_mode, max(args.repeats // 10, 5)), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule, TensorDict
 from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
@@ -727,14 +727,9 @@ class REINFORCE(OnPolicyAlgorithm):
             self._record_gradient_statistics(advantages)
         grad_norm = self._gradient_step(loss, "loss")
 
-        # Extra regression passes of the value function (Spinning Up fits its value net many times per batch)
         if value_loss is not None:
             assert batch.value_targets is not None
-            for _ in range(self.n_value_epochs):
-                predicted = self.policy.predict_values(batch.observations).flatten()
-                self._gradient_step(self.vf_coef * F.mse_loss(predicted, batch.value_targets), "value loss")
-            with th.no_grad():
-                value_loss = F.mse_loss(self.policy.predict_values(batch.observations).flatten(), batch.value_targets)
+            value_loss = self._fit_value_function(batch.observations, batch.value_targets, self.n_value_epochs)
 
         # Diagnostics after the update
         with th.no_grad():
@@ -754,6 +749,18 @@ class REINFORCE(OnPolicyAlgorithm):
             self.logger.record("train/explained_variance", self._baseline_explained_variance)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+    def _fit_value_function(self, observations: th.Tensor | TensorDict, targets: th.Tensor, n_epochs: int) -> th.Tensor:
+        """
+        Extra regression passes of the value function towards ``targets`` (Spinning Up fits its value net many times
+        per batch): ``n_epochs`` full-batch gradient steps on ``vf_coef * mean_t (V(s_t) - target_t)^2``. Returns the
+        mean squared error after them.
+        """
+        for _ in range(n_epochs):
+            predicted = self.policy.predict_values(observations).flatten()
+            self._gradient_step(self.vf_coef * F.mse_loss(predicted, targets), "value loss")
+        with th.no_grad():
+            return F.mse_loss(self.policy.predict_values(observations).flatten(), targets)
 
     def _record_gradient_statistics(self, advantages: th.Tensor) -> None:
         """Variance, SNR and consecutive-update cosine of the batch's per-episode gradients (``log_grad_stats``)."""
