@@ -45,3 +45,10 @@ $B --envs MountainCarContinuous-v0 --algos reinforce "reinforce:n_envs=4,n_steps
 # epochs per update against 10 and 5
 $B --envs CartPole-v1 --algos reinforce reinforce:n_value_epochs=5 reinforce:n_value_epochs=10 --seeds 5 --jobs 2 \
     --out "$OUT/cartpole_value_epochs"
+# ... and a hand search for an entry with fewer value epochs that learns as well (docs/performance.md)
+$B --envs CartPole-v1 --algos "reinforce:n_value_epochs=5,normalize_advantage=True" \
+    "reinforce:n_value_epochs=10,normalize_advantage=True" "reinforce:n_value_epochs=5,learning_rate=0.02" \
+    "reinforce:n_value_epochs=5,gamma=0.99" --seeds 5 --jobs 2 --out "$OUT/cartpole_fewer_value_epochs"
+$B --envs CartPole-v1 --algos "reinforce:n_value_epochs=5,learning_rate=0.025" \
+    "reinforce:n_value_epochs=5,learning_rate=0.02,gamma=0.99" "reinforce:n_value_epochs=3,learning_rate=0.02" \
+    "reinforce:n_value_epochs=10,learning_rate=0.02" --seeds 5 --jobs 2 --out "$OUT/cartpole_fewer_value_epochs2"
