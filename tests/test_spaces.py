@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import (
@@ -123,3 +124,17 @@ def test_dict_observations_with_image(baseline, batch_mode):
 def test_continuous_gsde(use_sde):
     model = REINFORCE("MlpPolicy", "Pendulum-v1", n_steps=32, use_sde=use_sde, sde_sample_freq=4, seed=0).learn(128)
     assert "train/std" in model.logger.name_to_value or model.num_timesteps >= 128
+
+
+@pytest.mark.parametrize("squash_output", [False, True])
+def test_entropy_bonus_with_gsde(squash_output):
+    """ent_coef > 0 with gSDE: the closed-form entropy, or -log pi where squashing leaves none, enters the update."""
+    kwargs = dict(n_steps=32, use_sde=True, policy_kwargs=dict(squash_output=squash_output), seed=0)
+    entropy_losses, parameters = [], []
+    for ent_coef in (0.0, 0.1):
+        model = REINFORCE("MlpPolicy", "Pendulum-v1", ent_coef=ent_coef, **kwargs).learn(64)
+        entropy_losses.append(model.logger.name_to_value["train/entropy_loss"])
+        parameters.append(th.nn.utils.parameters_to_vector(model.policy.parameters()).detach())
+    assert np.isfinite(entropy_losses).all()
+    assert th.isfinite(parameters[1]).all()
+    assert not th.equal(parameters[0], parameters[1])  # the bonus changed the update
