@@ -6,13 +6,13 @@ passes of an update could run in a worker thread while the main thread collects 
 before that rollout's returns are computed: the same computation in a different order. This script runs CartPole-v1's
 value rows (zoo entry, 8 envs, policy fixed at its initialisation as in ``throughput.py``) with the sequential
 schedule and with that overlapped one, and reports, per 1,000 env steps, the time of the rollouts (main thread) and
-of the regression passes (worker thread), and the rate of ``learn()`` against the limit loop.
+of the regression passes (worker thread), and the rate of ``learn()`` against the limit loop (a ``learn()`` call
+ends when the passes of its last update do).
 
-    python benchmarks/value_overlap.py --steps 30000 --repeats 3
+    python benchmarks/value_overlap.py --steps 30000 --repeats 5
 """
 
 import argparse
-import statistics
 import sys
 import threading
 import time
@@ -22,10 +22,9 @@ from typing import Any, cast
 import torch as th
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecEnv
-from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import build, learn_rate, limit_rate
+from throughput import build, measure_fixed
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.benchmark import machine_description
@@ -44,20 +43,22 @@ class TimedREINFORCE(REINFORCE):
         self._worker: threading.Thread | None = None
 
     def _fit_value_function(self, observations: th.Tensor | TensorDict, targets: th.Tensor, n_epochs: int) -> th.Tensor:
-        def passes() -> None:
-            if self.overlap:
-                th.set_num_threads(self.worker_threads)  # this thread's own setting: the main thread keeps its own
+        def passes() -> th.Tensor:
             start = time.perf_counter()
-            REINFORCE._fit_value_function(self, observations, targets, n_epochs)
+            loss = REINFORCE._fit_value_function(self, observations, targets, n_epochs)
             self.regression_seconds += time.perf_counter() - start
+            return loss
 
         if not self.overlap:
+            return passes()
+
+        def worker() -> None:
+            th.set_num_threads(self.worker_threads)  # this thread's own setting: the main thread keeps its own
             passes()
-        else:
-            self._worker = threading.Thread(target=passes)
-            self._worker.start()
-        with th.no_grad():  # logged as the value loss (before the passes, when they run in the worker)
-            return F.mse_loss(self.policy.predict_values(observations).flatten(), targets)
+
+        self._worker = threading.Thread(target=worker)
+        self._worker.start()
+        return th.full((), th.nan)  # the loss after the passes is known when the worker ends: not logged here
 
     def join(self) -> None:
         if self._worker is not None:
@@ -73,27 +74,26 @@ class TimedREINFORCE(REINFORCE):
         self.join()  # the returns of this rollout need the fitted critic
         return result
 
+    def learn(self, *args: Any, **kwargs: Any) -> "TimedREINFORCE":
+        result = super().learn(*args, **kwargs)
+        self.join()  # the last update's passes belong to this call's time
+        return result
+
 
 def measure(batch_mode: str, overlap: bool, steps: int, repeats: int) -> list[float]:
-    """Medians of: learn() steps/s, limit steps/s, their paired ratio, rollout and regression ms per 1,000 steps."""
+    """
+    ``throughput.measure_fixed`` on the value row of ``batch_mode`` (medians of learn() steps/s, limit steps/s and
+    their paired ratio), and the rollout and regression milliseconds per 1,000 steps over all its learn() steps.
+    """
     model = cast(TimedREINFORCE, build("reinforce", "CartPole-v1", {"baseline": "value", "batch_mode": batch_mode}))
     model.__class__ = TimedREINFORCE
     model.overlap = overlap
     model.reset_timers()
-    model.learn(2048)
-    model.join()
-    rows = []
-    for _ in range(repeats):
-        limit = limit_rate(model, steps)
-        model.reset_timers()
-        start_steps = model.num_timesteps
-        rate = learn_rate(model, steps)
-        model.join()
-        per_k = 1000 / (model.num_timesteps - start_steps)
-        rows.append([rate, limit, rate / limit, 1e3 * model.rollout_seconds * per_k, 1e3 * model.regression_seconds * per_k])
+    rates = measure_fixed(model, steps, repeats)  # its warm-up resets num_timesteps: from then on, every step is timed
+    per_k = 1000 / model.num_timesteps
     assert model.env is not None
     model.env.close()
-    return [statistics.median(column) for column in zip(*rows, strict=True)]
+    return [*rates, 1e3 * model.rollout_seconds * per_k, 1e3 * model.regression_seconds * per_k]
 
 
 def main() -> None:

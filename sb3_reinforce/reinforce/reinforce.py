@@ -281,7 +281,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self._reset_episode_carry()
         self._baseline_explained_variance: float | None = None
         self._discarded_fraction = 0.0
-        # Floating-point observation entries, checked for NaN/inf at every step.
+        # Floating-point observation entries, checked for NaN/inf after each rollout (_check_finite_rollout).
         if isinstance(self.observation_space, spaces.Dict):
             self._float_obs_keys: list[str] = [
                 key for key, space in self.observation_space.spaces.items() if _is_float_space(space)
