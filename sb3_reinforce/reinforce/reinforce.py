@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
+from sb3_reinforce.common.allocator import keep_freed_memory
 from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, MeanBaseline, OptimalConstantBaseline
 from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer, batch_length, batch_slice
 
@@ -327,6 +328,8 @@ class REINFORCE(OnPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         env_reset = reset_num_timesteps or self._last_obs is None
+        # Keep freed heap memory for the next update's tensors instead of faulting it in again (glibc; once per process)
+        keep_freed_memory()
         result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if env_reset or len(self._episode_start_steps) != self.n_envs:
             self._reset_episode_carry()
