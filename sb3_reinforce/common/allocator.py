@@ -9,7 +9,7 @@ top is given back to the system (trimmed) when it exceeds twice that threshold. 
 fresh pages, and the kernel takes a page fault and zeroes a page for every 4 KiB the pass writes.
 :func:`keep_freed_memory` raises the two thresholds so that blocks up to 32 MiB come from the heap and freed
 memory stays there for the next pass: the process keeps, between updates, the memory its largest update used,
-instead of giving it back and faulting it in again (``benchmarks/update_cost.py`` measures the effect).
+instead of giving it back and faulting it in again (``benchmarks/allocator.py`` measures the effect).
 
 REINFORCE calls it when ``learn()`` starts. It changes nothing when:
 
