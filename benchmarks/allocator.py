@@ -14,11 +14,9 @@ processes.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import cast
 
@@ -26,6 +24,7 @@ import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import build
+from update_cost import pass_cost
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.benchmark import machine_description
@@ -38,25 +37,13 @@ def measure(rows: list[int], calls: int) -> dict[str, dict[str, float]]:
     """Per batch size: median milliseconds and mean minor page faults per regression pass, in this process."""
     applied = allocator.keep_freed_memory()
     model = cast(REINFORCE, build("reinforce", "CartPole-v1", {"baseline": "value"}))
-    n_passes = model.n_value_epochs
     generator = th.Generator().manual_seed(0)
     results: dict[str, dict[str, float]] = {}
     for n in rows:
         obs = th.randn(n, 4, generator=generator)
         targets = 20 * th.rand(n, generator=generator)
-        model._fit_value_function(obs, targets, n_passes)  # warm-up
-        seconds, faults = [], 0
-        for _ in range(calls):
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
-            model._fit_value_function(obs, targets, n_passes)
-            seconds.append(time.perf_counter() - start)
-            faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-        results[str(n)] = {
-            "ms": 1e3 * statistics.median(seconds) / n_passes,
-            "faults": faults / (calls * n_passes),
-            "applied": float(applied),
-        }
+        seconds, faults = pass_cost(model, obs, targets, calls)
+        results[str(n)] = {"ms": 1e3 * seconds, "faults": faults, "applied": float(applied)}
     return results
 
 
