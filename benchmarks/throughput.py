@@ -124,17 +124,30 @@ def replay_limit_rate(model: BaseAlgorithm, segments: list[tuple[dict[str, th.Te
     assert env is not None
     obs = env.reset()
     total, elapsed = 0, 0.0
-    for state, steps in segments:
-        if state is not None:
-            model.policy.load_state_dict(state)
-        n = 0
-        start = time.perf_counter()
-        while n < steps:
-            obs, _, _, _ = env.step(_act(model, obs))
-            n += env.num_envs
-        elapsed += time.perf_counter() - start
-        total += n
+    threads = th.get_num_threads()
+    th.set_num_threads(learn_threads(model))
+    try:
+        for state, steps in segments:
+            if state is not None:
+                model.policy.load_state_dict(state)
+            n = 0
+            start = time.perf_counter()
+            while n < steps:
+                obs, _, _, _ = env.step(_act(model, obs))
+                n += env.num_envs
+            elapsed += time.perf_counter() - start
+            total += n
+    finally:
+        th.set_num_threads(threads)
     return total / elapsed
+
+
+def learn_threads(model: BaseAlgorithm) -> int:
+    """
+    The torch threads of the model's ``learn()``: one with ``overlap_value_fit`` (its rollouts run beside the worker
+    process), so that the limit loop runs under the same setting.
+    """
+    return 1 if getattr(model, "_overlaps_value_fit", False) else th.get_num_threads()
 
 
 def medians(learn: list[float], limit: list[float]) -> tuple[float, float, float]:
@@ -185,6 +198,10 @@ def runs_for(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
             if batch_mode == "episodes":
                 overrides["n_episodes"] = entry.get("n_episodes", N_ENVS)
             runs.append((f"reinforce {batch_mode} {baseline}", "reinforce", overrides))
+            if baseline == "value" and entry.get("overlap_value_fit", False):
+                # The same work with the value regression in this process
+                label = f"reinforce {batch_mode} value, fit in process"
+                runs.append((label, "reinforce", {**overrides, "overlap_value_fit": False}))
     return [*runs, ("a2c (zoo)", "a2c", {}), ("ppo (zoo)", "ppo", {})]
 
 

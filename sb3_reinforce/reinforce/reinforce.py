@@ -1,4 +1,6 @@
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 
@@ -20,6 +22,7 @@ from sb3_reinforce.common import scores
 from sb3_reinforce.common.allocator import keep_freed_memory
 from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, MeanBaseline, OptimalConstantBaseline
 from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer, batch_length, batch_slice
+from sb3_reinforce.common.value_fit import ValueFitWorker, fit_value_function, gradient_step, overlap_problem
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
@@ -100,6 +103,12 @@ class REINFORCE(OnPolicyAlgorithm):
     :param vf_coef: Value function coefficient for the loss calculation (``baseline="value"``)
     :param n_value_epochs: Number of extra full-batch regression steps of the value function per update, after the
         policy step (``baseline="value"``)
+    :param overlap_value_fit: Run the value regression (the ``n_value_epochs`` steps) of each batch in a worker
+        process while the next rollout is collected, which does not use the value function: the same computation in
+        another order (:mod:`sb3_reinforce.common.value_fit`). During ``learn()`` torch then uses one thread in this
+        process and one in the worker, and a batch's ``train/value_loss`` is logged when its fit has ended, before
+        the next update. CPU only, on systems that can fork (Linux, macOS), with Adam or AdamW, and with a value
+        function that shares no parameters with the policy. No effect without a value regression.
     :param max_grad_norm: The maximum value for the gradient clipping
     :param log_grad_stats: Also log, at each update, statistics of the per-episode gradient estimates of the batch:
         ``train/grad_variance`` (trace of their covariance), ``train/grad_snr`` (``||mean||^2 / trace(cov)``, for one
@@ -150,6 +159,7 @@ class REINFORCE(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         n_value_epochs: int = 10,
+        overlap_value_fit: bool = False,
         max_grad_norm: float = 0.5,
         log_grad_stats: bool = False,
         use_sde: bool = False,
@@ -177,6 +187,7 @@ class REINFORCE(OnPolicyAlgorithm):
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             n_value_epochs=n_value_epochs,
+            overlap_value_fit=overlap_value_fit,
             max_grad_norm=max_grad_norm,
             rollout_buffer_class=rollout_buffer_class,
             log_grad_stats=log_grad_stats,
@@ -216,6 +227,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.discount_score = discount_score
         self.normalize_advantage = normalize_advantage
         self.n_value_epochs = n_value_epochs
+        self.overlap_value_fit = overlap_value_fit
         self.log_grad_stats = log_grad_stats
         # State of the closed-form baselines ("mean", "linear"), saved with the model.
         self.fitted_baseline: Baseline | None = None
@@ -248,6 +260,11 @@ class REINFORCE(OnPolicyAlgorithm):
         """Whether the policy's value head is trained and evaluated (``baseline="value"``)."""
         return self.baseline == "value"
 
+    @property
+    def _overlaps_value_fit(self) -> bool:
+        """Whether ``learn()`` runs the value regression in a worker process (``overlap_value_fit``)."""
+        return bool(getattr(self, "overlap_value_fit", False)) and self.uses_value_function and self.n_value_epochs > 0
+
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
@@ -269,6 +286,11 @@ class REINFORCE(OnPolicyAlgorithm):
         self.policy = self.policy.to(self.device)
         self._parts: _PolicyParts | None = None
         self._maybe_recommend_cpu()
+        self._value_fit: ValueFitWorker | None = None  # the worker, during learn() with overlap_value_fit
+        if self._overlaps_value_fit:
+            problem = overlap_problem(self.policy, self.device)
+            if problem is not None:
+                raise ValueError(f"Invalid overlap_value_fit=True: {problem}. Allowed here: False.")
 
         # A loaded model brings its fitted baseline back (SB3's load restores attributes before this call).
         if self.fitted_baseline is None:
@@ -293,7 +315,7 @@ class REINFORCE(OnPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         # The previous update's mean gradient is a diagnostic (log_grad_stats), not training state; the policy's
         # module and parameter lists are rebuilt from the policy.
-        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts"]
+        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts", "_value_fit"]
 
     def _policy_parts(self) -> "_PolicyParts":
         """The policy's module and parameter lists, built once per policy object (no module-tree walk per update)."""
@@ -373,6 +395,8 @@ class REINFORCE(OnPolicyAlgorithm):
             env, self.rollout_buffer, n_rollout_steps, self.n_episodes if episodes_mode else None, callback
         ):
             return False
+        # V(s) is needed from here on: the previous batch's value regression must have ended
+        self._finish_value_fit()
         estimate = self._estimate(
             self.rollout_buffer,
             self._last_obs,
@@ -732,7 +756,12 @@ class REINFORCE(OnPolicyAlgorithm):
 
         if value_loss is not None:
             assert batch.value_targets is not None
-            value_loss = self._fit_value_function(batch.observations, batch.value_targets, self.n_value_epochs)
+            if self._value_fit is not None and self._value_fit.submit(
+                batch.observations, batch.value_targets, self.n_value_epochs, self.vf_coef, self.max_grad_norm, self._where()
+            ):
+                value_loss = None  # logged when the worker's fit ends (_finish_value_fit)
+            else:
+                value_loss = self._fit_value_function(batch.observations, batch.value_targets, self.n_value_epochs)
 
         # Diagnostics after the update
         with th.no_grad():
@@ -755,15 +784,41 @@ class REINFORCE(OnPolicyAlgorithm):
 
     def _fit_value_function(self, observations: th.Tensor | TensorDict, targets: th.Tensor, n_epochs: int) -> th.Tensor:
         """
-        Extra regression passes of the value function towards ``targets`` (Spinning Up fits its value net many times
-        per batch): ``n_epochs`` full-batch gradient steps on ``vf_coef * mean_t (V(s_t) - target_t)^2``. Returns the
-        mean squared error after them.
+        Extra regression passes of the value function towards ``targets``, in this process:
+        :func:`sb3_reinforce.common.value_fit.fit_value_function` (``n_epochs`` full-batch gradient steps on
+        ``vf_coef * mean_t (V(s_t) - target_t)^2``). Returns the mean squared error after them.
         """
-        for _ in range(n_epochs):
-            predicted = self.policy.predict_values(observations).flatten()
-            self._gradient_step(self.vf_coef * F.mse_loss(predicted, targets), "value loss")
-        with th.no_grad():
-            return F.mse_loss(self.policy.predict_values(observations).flatten(), targets)
+        parameters = self._policy_parts().parameters
+        return fit_value_function(
+            self.policy, self.policy.optimizer, parameters, observations, targets, n_epochs, self.vf_coef,
+            self.max_grad_norm, self._where(),
+        )  # fmt: skip
+
+    def _finish_value_fit(self) -> None:
+        """Wait for the value regression running in the worker, if any, and log its loss."""
+        worker = getattr(self, "_value_fit", None)
+        if worker is not None and worker.pending:
+            self.logger.record("train/value_loss", worker.wait())
+
+    @contextlib.contextmanager
+    def _value_fit_worker(self) -> Iterator[None]:
+        """During ``learn()`` with ``overlap_value_fit``: a worker for the value regression, one torch thread here."""
+        if not self._overlaps_value_fit:
+            yield
+            return
+        threads = th.get_num_threads()
+        th.set_num_threads(1)  # the worker takes the other core; two threads here would wait on it
+        self._value_fit = ValueFitWorker(self.policy)
+        try:
+            yield
+            self._finish_value_fit()
+        finally:
+            self._value_fit.close()
+            self._value_fit = None
+            th.set_num_threads(threads)
+
+    def _where(self) -> str:
+        return f"at update {self._n_updates} (num_timesteps={self.num_timesteps})"
 
     def _record_gradient_statistics(self, advantages: th.Tensor) -> None:
         """Variance, SNR and consecutive-update cosine of the batch's per-episode gradients (``log_grad_stats``)."""
@@ -782,16 +837,8 @@ class REINFORCE(OnPolicyAlgorithm):
 
     def _gradient_step(self, loss: th.Tensor, name: str) -> float:
         """Backward pass, gradient clipping and optimizer step; return the gradient norm before clipping."""
-        if not th.isfinite(loss):
-            raise FloatingPointError(
-                f"The {name} is {loss.item()} at update {self._n_updates} (num_timesteps={self.num_timesteps}); "
-                "check the rewards' scale, the learning rate and max_grad_norm."
-            )
-        self.policy.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = th.nn.utils.clip_grad_norm_(self._policy_parts().parameters, self.max_grad_norm)
-        self.policy.optimizer.step()
-        return float(grad_norm)
+        parameters = self._policy_parts().parameters
+        return gradient_step(self.policy.optimizer, parameters, loss, self.max_grad_norm, name, self._where())
 
     def learn(
         self: SelfREINFORCE,
@@ -802,14 +849,28 @@ class REINFORCE(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfREINFORCE:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        with self._value_fit_worker():
+            return super().learn(
+                total_timesteps=total_timesteps,
+                callback=callback,
+                log_interval=log_interval,
+                tb_log_name=tb_log_name,
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
+
+    # A callback may save or set the parameters during a rollout: the value regression in progress ends first.
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._finish_value_fit()
+        super().save(*args, **kwargs)
+
+    def get_parameters(self) -> dict[str, dict]:
+        self._finish_value_fit()
+        return super().get_parameters()
+
+    def set_parameters(self, *args: Any, **kwargs: Any) -> None:
+        self._finish_value_fit()
+        super().set_parameters(*args, **kwargs)
 
 
 def _explained_variance(predicted: np.ndarray, targets: np.ndarray) -> float | None:
@@ -878,7 +939,7 @@ def _check_arguments(**kwargs: Any) -> None:
     value = kwargs["n_value_epochs"]
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 0:
         fail("n_value_epochs", "non-negative integers")
-    for name in ("discount_score", "log_grad_stats"):
+    for name in ("discount_score", "log_grad_stats", "overlap_value_fit"):
         if not isinstance(kwargs[name], bool):
             fail(name, "True, False")
     for name in ("ent_coef", "vf_coef"):
