@@ -8,6 +8,7 @@ baseline of the batch that rollout collects, so the regression of batch ``k`` ca
 optimizer state, moved to shared memory. It is the same computation in another order.
 """
 
+import copy
 import multiprocessing
 import signal
 from multiprocessing.connection import Connection
@@ -71,10 +72,23 @@ def fit_value_function(
 
 
 def critic_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
-    """The parameters the value regression changes: those of ``V(s)``'s features extractor, its MLP and its head."""
-    extractor = policy.features_extractor if policy.share_features_extractor else policy.vf_features_extractor
-    modules = [extractor, policy.mlp_extractor.value_net, policy.value_net]
-    return [param for module in modules for param in module.parameters()]
+    """The parameters the value regression changes: those ``V(s)`` depends on."""
+    return [param for param, used in zip(policy.parameters(), _used_by(policy, "value"), strict=True) if used]
+
+
+def _used_by(policy: ActorCriticPolicy, part: str) -> list[bool]:
+    """For each of the policy's parameters, whether ``V(s)`` (``part="value"``) or the actor's log-probability depends
+    on it, found by differentiating them on a sample observation."""
+    # A sample from a copy of the space and the distribution's mode: no random number generator moves
+    obs, _ = policy.obs_to_tensor(copy.deepcopy(policy.observation_space).sample())
+    if part == "value":
+        output = policy.predict_values(obs).sum()  # type: ignore[arg-type]
+    else:
+        distribution = policy.get_distribution(obs)  # type: ignore[arg-type]
+        output = distribution.log_prob(distribution.get_actions(deterministic=True)).sum()
+    parameters = list(policy.parameters())
+    grads = th.autograd.grad(output, parameters, allow_unused=True)
+    return [grad is not None for grad in grads]
 
 
 def overlap_problem(policy: ActorCriticPolicy, device: th.device) -> str | None:
@@ -85,19 +99,19 @@ def overlap_problem(policy: ActorCriticPolicy, device: th.device) -> str | None:
         return f"it runs on the CPU only, and the model's device is {device}"
     if not isinstance(policy.optimizer, SHAREABLE_OPTIMIZERS):
         return f"the optimizer must be Adam or AdamW, not {type(policy.optimizer).__name__}"
-    critic = {id(param) for param in critic_parameters(policy)}
-    if any(id(param) in critic for name, param in policy.named_parameters() if not _is_critic_name(name, policy)):
+    shared = [
+        name
+        for (name, _), value, actor in zip(
+            policy.named_parameters(), _used_by(policy, "value"), _used_by(policy, "actor"), strict=True
+        )
+        if value and actor
+    ]
+    if shared:
         return (
-            "the value function shares parameters with the policy (a features extractor with parameters, shared by "
-            "default): pass policy_kwargs=dict(share_features_extractor=False)"
+            f"the value function shares parameters with the policy ({', '.join(shared)}; a features extractor with "
+            "parameters is shared by default): pass policy_kwargs=dict(share_features_extractor=False)"
         )
     return None
-
-
-def _is_critic_name(name: str, policy: ActorCriticPolicy) -> bool:
-    prefixes = ["mlp_extractor.value_net.", "value_net."]
-    prefixes.append("features_extractor." if policy.share_features_extractor else "vf_features_extractor.")
-    return any(name.startswith(prefix) for prefix in prefixes)
 
 
 def _serve(
