@@ -7,7 +7,11 @@ per second of ``learn()``:
 - REINFORCE with its zoo config, for each baseline (none, mean, linear, value) and both batch modes;
 - SB3's A2C and PPO with the zoo's configs for the same env;
 - the limit: a loop that only steps the VecEnv with actions from the same policy's forward pass (no storage, no
-  training), on each row's own model and env.
+  training), on each row's own model and env, with the torch thread count of that model's ``learn()`` (one with
+  ``overlap_value_fit``).
+
+Where the zoo config sets ``overlap_value_fit``, the value rows also run with the regression in process ("fit in
+process" rows).
 
 All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row steps the same VecEnv. Two modes
 (``--modes``), as a learning policy changes the env's cost (CartPole episodes lengthen, with fewer resets):
