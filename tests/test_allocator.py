@@ -60,7 +60,10 @@ def test_learn_keeps_freed_memory_for_the_next_allocations() -> None:
     applied, faults = _churn(**{allocator.SWITCH: "0"})
     assert not applied
     if _small_pages_only():
-        assert faults > PAGES // 2  # glibc's defaults give the blocks back and fault them in again
+        # glibc's defaults give blocks back and fault them in again: all of them in most runs (81,581 faults), an
+        # eighth in some (10,189), as its thresholds adapt to what the process freed before and the heap's top can
+        # only be trimmed when nothing lies above the freed blocks
+        assert faults > PAGES // 20
 
 
 @pytest.mark.skipif(not GLIBC, reason="the setting applies to glibc's allocator only")
