@@ -1,5 +1,6 @@
 """
-Can the value regression hide behind the next rollout? A schedule that REINFORCE does not use, measured.
+Can the value regression hide behind the next rollout in a worker *thread*? A schedule that REINFORCE does not use,
+measured (``overlap_value_fit`` runs it in a worker process instead: ``throughput.py`` measures that).
 
 The critic is not evaluated during a rollout (``V(s)`` is computed after it), so the ``n_value_epochs`` regression
 passes of an update could run in a worker thread while the main thread collects the next rollout, and be joined
@@ -85,7 +86,9 @@ def measure(batch_mode: str, overlap: bool, steps: int, repeats: int) -> list[fl
     ``throughput.measure_fixed`` on the value row of ``batch_mode`` (medians of learn() steps/s, limit steps/s and
     their paired ratio), and the rollout and regression milliseconds per 1,000 steps over all its learn() steps.
     """
-    model = cast(TimedREINFORCE, build("reinforce", "CartPole-v1", {"baseline": "value", "batch_mode": batch_mode}))
+    # The regression in this process (the entry's worker process, overlap_value_fit, is measured by throughput.py)
+    overrides = {"baseline": "value", "batch_mode": batch_mode, "overlap_value_fit": False}
+    model = cast(TimedREINFORCE, build("reinforce", "CartPole-v1", overrides))
     model.__class__ = TimedREINFORCE
     model.overlap = overlap
     model.reset_timers()
