@@ -204,3 +204,18 @@ def test_shared_features_extractor_with_parameters_is_refused() -> None:
         policy_kwargs={**kwargs, "share_features_extractor": False},
     )
     model.learn(200)  # its own extractor is fitted in the worker
+
+
+def test_without_fork_the_fit_stays_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config that sets overlap_value_fit still trains where no worker can run, with a warning."""
+    monkeypatch.setattr(value_fit.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    threads = th.get_num_threads()
+    with pytest.warns(
+        UserWarning, match="overlap_value_fit=True: this system cannot fork processes; the value function is fitted"
+    ):
+        model = make_model(True, "steps")
+    probe = WorkerProbe()
+    model.learn(300, callback=probe)
+    assert all(seen == (False, -1) for seen in probe.seen)
+    assert th.get_num_threads() == threads
+    assert "train/value_loss" in model.logger.name_to_value

@@ -91,12 +91,17 @@ def _used_by(policy: ActorCriticPolicy, part: str) -> list[bool]:
     return [grad is not None for grad in grads]
 
 
-def overlap_problem(policy: ActorCriticPolicy, device: th.device) -> str | None:
-    """Why the value regression cannot run in a worker process for this policy and device, or None if it can."""
+def overlap_unavailable(device: th.device) -> str | None:
+    """Why this system or device cannot run the value regression in a worker process, or None if it can."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return "this system cannot fork processes"
     if device.type != "cpu":
-        return f"it runs on the CPU only, and the model's device is {device}"
+        return f"the worker runs on the CPU only, and the model's device is {device}"
+    return None
+
+
+def overlap_problem(policy: ActorCriticPolicy) -> str | None:
+    """Why the value regression of this policy cannot run in a worker process, or None if it can."""
     if not isinstance(policy.optimizer, SHAREABLE_OPTIMIZERS):
         return f"the optimizer must be Adam or AdamW, not {type(policy.optimizer).__name__}"
     shared = [

@@ -22,7 +22,13 @@ from sb3_reinforce.common import scores
 from sb3_reinforce.common.allocator import keep_freed_memory
 from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, MeanBaseline, OptimalConstantBaseline
 from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer, batch_length, batch_slice
-from sb3_reinforce.common.value_fit import ValueFitWorker, fit_value_function, gradient_step, overlap_problem
+from sb3_reinforce.common.value_fit import (
+    ValueFitWorker,
+    fit_value_function,
+    gradient_step,
+    overlap_problem,
+    overlap_unavailable,
+)
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
@@ -107,8 +113,9 @@ class REINFORCE(OnPolicyAlgorithm):
         process while the next rollout is collected, which does not use the value function: the same computation in
         another order (:mod:`sb3_reinforce.common.value_fit`). During ``learn()`` torch then uses one thread in this
         process and one in the worker, and a batch's ``train/value_loss`` is logged when its fit has ended, before
-        the next update. CPU only, on systems that can fork (Linux, macOS), with Adam or AdamW, and with a value
-        function that shares no parameters with the policy. No effect without a value regression.
+        the next update. Needs Adam or AdamW and a value function that shares no parameters with the policy
+        (ValueError otherwise); on a device other than the CPU, or a system that cannot fork, it warns and fits in
+        process. No effect without a value regression.
     :param max_grad_norm: The maximum value for the gradient clipping
     :param log_grad_stats: Also log, at each update, statistics of the per-episode gradient estimates of the batch:
         ``train/grad_variance`` (trace of their covariance), ``train/grad_snr`` (``||mean||^2 / trace(cov)``, for one
@@ -263,7 +270,8 @@ class REINFORCE(OnPolicyAlgorithm):
     @property
     def _overlaps_value_fit(self) -> bool:
         """Whether ``learn()`` runs the value regression in a worker process (``overlap_value_fit``)."""
-        return bool(getattr(self, "overlap_value_fit", False)) and self.uses_value_function and self.n_value_epochs > 0
+        wanted = bool(getattr(self, "overlap_value_fit", False)) and self.uses_value_function and self.n_value_epochs > 0
+        return wanted and getattr(self, "_overlap_available", False)
 
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
@@ -287,10 +295,21 @@ class REINFORCE(OnPolicyAlgorithm):
         self._parts: _PolicyParts | None = None
         self._maybe_recommend_cpu()
         self._value_fit: ValueFitWorker | None = None  # the worker, during learn() with overlap_value_fit
+        self._overlap_available = True
         if self._overlaps_value_fit:
-            problem = overlap_problem(self.policy, self.device)
+            problem = overlap_problem(self.policy)
             if problem is not None:
                 raise ValueError(f"Invalid overlap_value_fit=True: {problem}. Allowed here: False.")
+            # A config (such as a zoo entry) that sets it still runs where a worker cannot: the fit stays in process
+            unavailable = overlap_unavailable(self.device)
+            if unavailable is not None:
+                self._overlap_available = False
+                warnings.warn(
+                    f"overlap_value_fit=True: {unavailable}; the value function is fitted in this process instead "
+                    "(the same training, without the overlap).",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
         # A loaded model brings its fitted baseline back (SB3's load restores attributes before this call).
         if self.fitted_baseline is None:
@@ -315,7 +334,7 @@ class REINFORCE(OnPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         # The previous update's mean gradient is a diagnostic (log_grad_stats), not training state; the policy's
         # module and parameter lists are rebuilt from the policy.
-        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts", "_value_fit"]
+        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts", "_value_fit", "_overlap_available"]
 
     def _policy_parts(self) -> "_PolicyParts":
         """The policy's module and parameter lists, built once per policy object (no module-tree walk per update)."""
