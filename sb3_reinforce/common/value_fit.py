@@ -137,7 +137,7 @@ def _serve(
     while True:
         try:
             message = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the parent is gone
             return
         if message is None:
             return
@@ -246,7 +246,7 @@ class ValueFitWorker:
         assert self._conn is not None
         try:
             status, payload = self._conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # closed, or reset by the dying process
             code = self._process.exitcode if self._process is not None else None
             self.close()
             raise RuntimeError(f"The value-fit worker process ended unexpectedly (exit code {code}).") from None
