@@ -268,10 +268,14 @@ class REINFORCE(OnPolicyAlgorithm):
         return self.baseline == "value"
 
     @property
+    def _wants_value_fit_overlap(self) -> bool:
+        """Whether ``overlap_value_fit`` asks for a worker process (it needs a value regression to run)."""
+        return bool(getattr(self, "overlap_value_fit", False)) and self.uses_value_function and self.n_value_epochs > 0
+
+    @property
     def _overlaps_value_fit(self) -> bool:
-        """Whether ``learn()`` runs the value regression in a worker process (``overlap_value_fit``)."""
-        wanted = bool(getattr(self, "overlap_value_fit", False)) and self.uses_value_function and self.n_value_epochs > 0
-        return wanted and getattr(self, "_overlap_available", False)
+        """Whether ``learn()`` runs the value regression in a worker process (``overlap_value_fit``, where possible)."""
+        return self._wants_value_fit_overlap and overlap_unavailable(self.device) is None
 
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
@@ -295,15 +299,13 @@ class REINFORCE(OnPolicyAlgorithm):
         self._parts: _PolicyParts | None = None
         self._maybe_recommend_cpu()
         self._value_fit: ValueFitWorker | None = None  # the worker, during learn() with overlap_value_fit
-        self._overlap_available = True
-        if self._overlaps_value_fit:
+        if self._wants_value_fit_overlap:
             problem = overlap_problem(self.policy)
             if problem is not None:
                 raise ValueError(f"Invalid overlap_value_fit=True: {problem}. Allowed here: False.")
             # A config (such as a zoo entry) that sets it still runs where a worker cannot: the fit stays in process
             unavailable = overlap_unavailable(self.device)
             if unavailable is not None:
-                self._overlap_available = False
                 warnings.warn(
                     f"overlap_value_fit=True: {unavailable}; the value function is fitted in this process instead "
                     "(the same training, without the overlap).",
@@ -334,7 +336,7 @@ class REINFORCE(OnPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         # The previous update's mean gradient is a diagnostic (log_grad_stats), not training state; the policy's
         # module and parameter lists are rebuilt from the policy.
-        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts", "_value_fit", "_overlap_available"]
+        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts", "_value_fit"]
 
     def _policy_parts(self) -> "_PolicyParts":
         """The policy's module and parameter lists, built once per policy object (no module-tree walk per update)."""
