@@ -1,7 +1,6 @@
 """
 Where REINFORCE's time goes: cProfile of ``learn()`` on CartPole-v1 with its zoo entry (8 envs), for one row of
-``throughput.py`` (a baseline and a batch mode, at a fixed policy; the value regression in process, where cProfile
-sees it), grouped by component.
+``throughput.py`` (a baseline and a batch mode, at a fixed policy), grouped by component.
 
     python benchmarks/profile_rollout.py --baseline None --batch-mode episodes --steps 40000
     python benchmarks/profile_rollout.py --baseline value --batch-mode steps --steps 40000
@@ -19,14 +18,14 @@ from throughput import build
 # (label, function-name fragments whose cumulative time is reported)
 COMPONENTS = [
     ("learn() total", "reinforce.py:*(learn)"),
-    ("rollout loop (_run_policy)", "(_run_policy)"),
+    ("rollout (collect_rollouts)", "reinforce.py:*(collect_rollouts)"),
     ("  env step (DummyVecEnv.step)", "base_vec_env.py:*(step)"),
-    ("  policy forward (get_distribution; with the update's calls)", "policies.py:*(get_distribution)"),
+    ("  policy forward (sample_actions)", "(sample_actions)"),
     ("  callbacks (on_step)", "callbacks.py:*(on_step)"),
     ("  episode statistics (_update_info_buffer)", "(_update_info_buffer)"),
-    ("  NaN/inf check of the rollout (_check_finite_rollout)", "(_check_finite_rollout)"),
+    ("  NaN/inf check of the rollout (check_finite)", "(check_finite)"),
     ("  storage (buffer.add)", "buffers.py:*(add)"),
-    ("returns and baselines (_estimate)", "(_estimate)"),
+    ("  returns and baselines (compute_returns_and_advantage)", "(compute_returns_and_advantage)"),
     ("update (train)", "reinforce.py:*(train)"),
     ("  backward passes", "__init__.py:*(backward)"),
     ("  optimizer steps", "optimizer.py:*(wrapper)"),
@@ -40,8 +39,7 @@ def main() -> None:
     parser.add_argument("--batch-mode", default="episodes", choices=["steps", "episodes"])
     args = parser.parse_args()
     baseline = None if args.baseline == "None" else args.baseline
-    # The value regression in this process, where the profiler sees it (CartPole-v1's entry runs it in a worker)
-    overrides = {"baseline": baseline, "batch_mode": args.batch_mode, "overlap_value_fit": False}
+    overrides = {"baseline": baseline, "batch_mode": args.batch_mode}
     model = build("reinforce", "CartPole-v1", overrides)
     model.learn(4096)
     profile = cProfile.Profile()

@@ -7,11 +7,7 @@ per second of ``learn()``:
 - REINFORCE with its zoo config, for each baseline (none, mean, linear, value) and both batch modes;
 - SB3's A2C and PPO with the zoo's configs for the same env;
 - the limit: a loop that only steps the VecEnv with actions from the same policy's forward pass (no storage, no
-  training), on each row's own model and env, with the torch thread count of that model's ``learn()`` (one with
-  ``overlap_value_fit``).
-
-Where the zoo config sets ``overlap_value_fit``, the value rows also run with the regression in process ("fit in
-process" rows).
+  training), on each row's own model and env.
 
 All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row steps the same VecEnv. Two modes
 (``--modes``), as a learning policy changes the env's cost (CartPole episodes lengthen, with fewer resets):
@@ -41,14 +37,13 @@ from typing import Any, cast
 import numpy as np
 import torch as th
 import yaml
-from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.utils import obs_as_tensor
 
 from sb3_reinforce import zoo
 from sb3_reinforce.benchmark import AlgoSpec, machine_description
+from sb3_reinforce.common.utils import sample_actions
 
 N_ENVS = 8
 BASELINES = [None, "mean", "linear", "value"]
@@ -78,13 +73,8 @@ def learn_rate(model: BaseAlgorithm, steps: int, callback: "PolicyRecorder | Non
 
 
 def _act(model: BaseAlgorithm, obs: Any) -> np.ndarray:
-    """Actions from the policy's forward pass, clipped to a Box action space, as the training loops do."""
-    policy = cast(ActorCriticPolicy, model.policy)
-    with th.no_grad():
-        actions = policy.get_distribution(obs_as_tensor(obs, model.device)).get_actions().cpu().numpy()
-    if isinstance(model.action_space, spaces.Box):
-        actions = np.clip(actions, model.action_space.low, model.action_space.high)
-    return actions
+    """Actions from the policy's actor, as the env takes them (clipped to a Box space), as the training loops do."""
+    return sample_actions(cast(ActorCriticPolicy, model.policy), obs)[1]
 
 
 def limit_rate(model: BaseAlgorithm, steps: int) -> float:
@@ -128,30 +118,17 @@ def replay_limit_rate(model: BaseAlgorithm, segments: list[tuple[dict[str, th.Te
     assert env is not None
     obs = env.reset()
     total, elapsed = 0, 0.0
-    threads = th.get_num_threads()
-    th.set_num_threads(learn_threads(model))
-    try:
-        for state, steps in segments:
-            if state is not None:
-                model.policy.load_state_dict(state)
-            n = 0
-            start = time.perf_counter()
-            while n < steps:
-                obs, _, _, _ = env.step(_act(model, obs))
-                n += env.num_envs
-            elapsed += time.perf_counter() - start
-            total += n
-    finally:
-        th.set_num_threads(threads)
+    for state, steps in segments:
+        if state is not None:
+            model.policy.load_state_dict(state)
+        n = 0
+        start = time.perf_counter()
+        while n < steps:
+            obs, _, _, _ = env.step(_act(model, obs))
+            n += env.num_envs
+        elapsed += time.perf_counter() - start
+        total += n
     return total / elapsed
-
-
-def learn_threads(model: BaseAlgorithm) -> int:
-    """
-    The torch threads of the model's ``learn()``: one with ``overlap_value_fit`` (its rollouts run beside the worker
-    process), so that the limit loop runs under the same setting.
-    """
-    return 1 if getattr(model, "_overlaps_value_fit", False) else th.get_num_threads()
 
 
 def medians(learn: list[float], limit: list[float]) -> tuple[float, float, float]:
@@ -202,10 +179,6 @@ def runs_for(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
             if batch_mode == "episodes":
                 overrides["n_episodes"] = entry.get("n_episodes", N_ENVS)
             runs.append((f"reinforce {batch_mode} {baseline}", "reinforce", overrides))
-            if baseline == "value" and entry.get("overlap_value_fit", False):
-                # The same work with the value regression in this process
-                label = f"reinforce {batch_mode} value, fit in process"
-                runs.append((label, "reinforce", {**overrides, "overlap_value_fit": False}))
     return [*runs, ("a2c (zoo)", "a2c", {}), ("ppo (zoo)", "ppo", {})]
 
 

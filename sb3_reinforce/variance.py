@@ -30,11 +30,11 @@ from torch.nn import functional as F
 
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
-from sb3_reinforce.common.baselines import LinearFeatureBaseline
+from sb3_reinforce.common.baselines import LinearFeatureBaseline, OptimalConstantBaseline, fit_value_function
+from sb3_reinforce.common.buffers import predict_values
 from sb3_reinforce.diagnostics import EpisodeSample, collect_episodes, episode_gradients
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 
-ESTIMATORS = ("total", "reward_to_go", "gae")
 COMBINATIONS: tuple[tuple[str, str | None], ...] = (
     *(
         (estimator, baseline)
@@ -49,41 +49,38 @@ COMBINATIONS: tuple[tuple[str, str | None], ...] = (
 class _Returns:
     """Flat ``(n_steps,)`` estimators of one sample."""
 
-    psi: dict[str, np.ndarray]  # estimator -> Psi_t
+    psi: dict[str, np.ndarray]  # estimator -> Psi_t - V(s_t) for GAE (its advantage), Psi_t otherwise
     timesteps: np.ndarray
 
 
 def _returns(model: REINFORCE, sample: EpisodeSample, gamma: float, gae_lambda: float) -> _Returns:
+    """Every estimator of :data:`sb3_reinforce.common.returns.RETURN_ESTIMATORS` on the sample's complete episodes."""
     buffer = sample.buffer
     rewards, dones = buffer.rewards[: buffer.pos], buffer.dones[: buffer.pos]
-    start = np.zeros(buffer.n_envs, dtype=np.int64)
-    k = ret.episode_timesteps(dones, start)
-    rtg = ret.reward_to_go(rewards, dones, None, gamma)
-    total = ret.total_return(rtg, k, np.zeros(buffer.n_envs), gamma)
-    values = _values(model, sample)
-    values_grid = np.zeros_like(rtg)
-    values_grid[sample.rows, sample.envs] = values
-    gae = ret.gae_advantages(rewards, values_grid, dones, np.zeros(buffer.n_envs), gamma, gae_lambda)
-    flat = sample.flat
-    return _Returns(psi={"total": flat(total), "reward_to_go": flat(rtg), "gae": flat(gae)}, timesteps=flat(k))
+    zeros = np.zeros(buffer.n_envs)
+    k = ret.episode_timesteps(dones, zeros.astype(np.int64))
+    values = np.zeros_like(rewards)
+    values[sample.rows, sample.envs] = _values(model, sample)
+    arrays = ret.RolloutArrays(rewards, dones, k, ret.reward_to_go(rewards, dones, None, gamma), values, None, zeros)
+    psi = {name: sample.flat(estimator(gamma, gae_lambda).estimate(arrays)) for name, estimator in ret.RETURN_ESTIMATORS.items()}
+    psi["gae"] = psi["gae"] - sample.flat(values)  # GAE's advantage A_t = TD(lambda) return - V(s_t)
+    return _Returns(psi=psi, timesteps=sample.flat(k))
 
 
 def _values(model: REINFORCE, sample: EpisodeSample) -> np.ndarray:
-    return model._predict_values(sample.buffer.observations_at(sample.rows, sample.envs))
+    return predict_values(model.policy, sample.buffer.observations_at(sample.rows, sample.envs))
 
 
 def _fit_value_head(model: REINFORCE, sample: EpisodeSample, targets: np.ndarray, steps: int, lr: float = 1e-3) -> None:
-    """Regress the value head on the fit episodes' reward-to-go (full batch, Adam)."""
-    obs = sample.observations(model)
+    """Regress the value head on the fit episodes' reward-to-go (full batch, Adam on the parameters V depends on)."""
+    named = dict(model.policy.named_parameters())
+    optimizer = th.optim.Adam([named[name] for name in scores.parameters_used_by(model.policy, "value")], lr=lr)
     y = th.as_tensor(targets, dtype=th.float32, device=model.device)
-    critic = [p for name, p in model.policy.named_parameters() if name.startswith(("value_net", "mlp_extractor.value_net"))]
-    if not model.policy.share_features_extractor:
-        critic += list(model.policy.vf_features_extractor.parameters())
-    optimizer = th.optim.Adam(critic, lr=lr)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        F.mse_loss(model.policy.predict_values(obs).flatten(), y).backward()
-        optimizer.step()
+    fit_value_function(model.policy, optimizer, sample.observations(model.device), y, steps)
+
+
+def _flat_observations(model: REINFORCE, sample: EpisodeSample) -> np.ndarray:
+    return LinearFeatureBaseline.flatten_observations(sample.observations(model.device), model.observation_space)
 
 
 def run_study(
@@ -113,15 +110,13 @@ def run_study(
     constants = {
         ("total", "mean"): float(fit_returns.psi["total"].mean()),
         ("reward_to_go", "mean"): float(fit_returns.psi["reward_to_go"].mean()),
-        ("total", "optimal"): float((total_g * score).sum() / (score**2).sum()),
-        ("reward_to_go", "optimal"): float((rtg_g * score).sum() / (score**2).sum()),
+        ("total", "optimal"): OptimalConstantBaseline.optimal_constant(total_g, score),
+        ("reward_to_go", "optimal"): OptimalConstantBaseline.optimal_constant(rtg_g, score),
     }
     linear = {}
-    fit_features = LinearFeatureBaseline.features(model._flat_features(fit.buffer.observations_at(fit.rows, fit.envs)),
-                                                  fit_returns.timesteps)  # fmt: skip
+    fit_features = LinearFeatureBaseline.features(_flat_observations(model, fit), fit_returns.timesteps)
     for estimator in ("total", "reward_to_go"):
-        linear[estimator] = LinearFeatureBaseline()
-        linear[estimator].fit(fit_features, fit_returns.psi[estimator])
+        linear[estimator] = LinearFeatureBaseline.ridge_fit(fit_features, fit_returns.psi[estimator])
 
     def weights(sample: EpisodeSample, returns: _Returns, estimator: str, baseline: str | None) -> np.ndarray:
         psi = returns.psi[estimator]
@@ -130,8 +125,7 @@ def run_study(
         if baseline == "value":
             return psi - _values(model, sample)
         if baseline == "linear":
-            flat_obs = model._flat_features(sample.buffer.observations_at(sample.rows, sample.envs))
-            return psi - linear[estimator].predict(LinearFeatureBaseline.features(flat_obs, returns.timesteps))
+            return psi - LinearFeatureBaseline.features(_flat_observations(model, sample), returns.timesteps) @ linear[estimator]
         return psi - constants[(estimator, baseline)]
 
     reference_sample = collect_episodes(model, n_reference)

@@ -16,6 +16,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
+from sb3_reinforce.common.callbacks import GradientStatsCallback
 from sb3_reinforce.diagnostics import collect_episodes, episode_gradients, gradient_statistics, sample_gradients
 
 N_STATES, N_ACTIONS = 3, 2
@@ -124,14 +125,14 @@ def test_optimal_baseline_variance_is_not_above_the_mean_baseline():
     """Both constants fitted on one set of episodes, the variance measured on another (same episodes for both)."""
     model = tabular_model(gamma=1.0, return_estimator="reward_to_go", baseline="optimal")
     fit = collect_episodes(model, 5_000)
-    psi = fit.flat(fit.estimate.psi)
+    psi = fit.flat(fit.buffer.psi)
     weighted, score = (scores.flatten(g).numpy() for g in episode_gradients(model, fit, [psi, np.ones_like(psi)]))
     b_star = float((weighted * score).sum() / (score**2).sum())
     b_mean = float(psi.mean())
     assert b_star != pytest.approx(b_mean, rel=0.05)
 
     test = collect_episodes(model, N_EPISODES)
-    psi = test.flat(test.estimate.psi)
+    psi = test.flat(test.buffer.psi)
     with_optimal, with_mean = episode_gradients(model, test, [psi - b_star, psi - b_mean])
     var_optimal = gradient_statistics(with_optimal)["grad_variance"]
     var_mean = gradient_statistics(with_mean)["grad_variance"]
@@ -139,7 +140,10 @@ def test_optimal_baseline_variance_is_not_above_the_mean_baseline():
 
 
 def test_optimal_baseline_fit_matches_its_formula():
-    """The baseline the algorithm fits is sum_i <G_i, S_i> / sum_i ||S_i||^2 over the batch's episodes."""
+    """
+    The baseline the algorithm fits is sum_i <G_i, S_i> / sum_i ||S_i||^2 over the batch's episodes, with the scores
+    of the policy after the update (the policy the baseline is used with next).
+    """
     model = tabular_model(gamma=1.0, baseline="optimal", batch_mode="episodes", n_episodes=64, normalize_advantage=False)
     model.learn(1)  # one rollout and one update
     buffer = model.rollout_buffer
@@ -149,10 +153,7 @@ def test_optimal_baseline_fit_matches_its_formula():
     # Plain loop: per-episode G and S, one autograd call per step.
     g = np.zeros((ids.max() + 1, 8))
     s = np.zeros_like(g)
-    # Undo the update to evaluate the scores at the parameters that generated the batch.
-    with th.no_grad():
-        model.policy.action_net.weight.copy_(W)
-        model.policy.action_net.bias.copy_(C)
+    assert not th.equal(model.policy.action_net.weight.detach(), W)  # updated
     params = [model.policy.action_net.weight, model.policy.action_net.bias]
     for i, (row, env) in enumerate(zip(rows, envs, strict=True)):
         obs = th.as_tensor(buffer.observations[row, env][None])  # type: ignore[index]
@@ -169,7 +170,7 @@ def test_vectorised_scores_match_a_per_step_loop():
     sample = collect_episodes(model, 5)
     weights = np.random.default_rng(0).normal(size=len(sample.rows))
     (vectorised,) = episode_gradients(model, sample, [weights])
-    obs, actions = sample.observations(model), sample.actions(model)
+    obs, actions = sample.observations(model.device), sample.actions(model.device)
     named = [(n, p) for n, p in model.policy.named_parameters() if n in vectorised]
     expected = {n: th.zeros_like(v) for n, v in vectorised.items()}
     for i in range(len(weights)):
@@ -200,13 +201,31 @@ def test_sample_gradients_rejects_bad_episode_count():
 
 
 @pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
-def test_log_grad_stats(batch_mode):
-    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, batch_mode=batch_mode, log_grad_stats=True, seed=0)
-    model.learn(1024)
-    logged = model.logger.name_to_value
-    assert logged["train/grad_variance"] > 0
-    assert logged["train/grad_snr"] > 0
-    assert -1.0 <= logged["train/grad_cosine"] <= 1.0
+def test_gradient_stats_callback(batch_mode):
+    """The logged statistics are those of the batch's per-episode gradients, weighted as in the loss."""
+
+    class Check(GradientStatsCallback):
+        def _on_rollout_end(self) -> None:
+            super()._on_rollout_end()
+            batch = self.model.rollout_buffer.get_batch()
+            advantages = batch.advantages
+            weights = (advantages - advantages.mean()) / (advantages.std() + 1e-8)  # normalize_advantage=True
+            (per_episode,) = scores.episode_gradients(
+                self.model.policy, batch.observations, batch.actions, [weights], batch.episode_ids, batch.n_episodes
+            )
+            expected = scores.gradient_statistics(scores.flatten(per_episode))
+            self.checked.append((dict(self.logger.name_to_value), expected["grad_variance"]))
+
+    callback = Check()
+    callback.checked = []
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, batch_mode=batch_mode, seed=0)
+    model.learn(1024, callback=callback)
+    assert len(callback.checked) == model._n_updates >= 2
+    for logged, expected in callback.checked:
+        assert logged["train/grad_variance"] == pytest.approx(expected, rel=1e-5) and expected > 0
+        assert logged["train/grad_snr"] > 0
+    assert "train/grad_cosine" not in callback.checked[0][0]  # no previous batch
+    assert all(-1.0 <= logged["train/grad_cosine"] <= 1.0 for logged, _ in callback.checked[1:])
 
 
 def test_optimal_baseline_trains_and_round_trips(tmp_path):

@@ -264,7 +264,7 @@ def test_episodes_mode_uses_the_first_episodes_to_start(baseline):
         dict(baseline="value", return_estimator="gae", gae_lambda=0.9, gamma=0.9),
     ],
 )
-def test_sgd_update_follows_the_seeds_estimator(kwargs):
+def test_sgd_update_follows_the_policy_gradient_estimator(kwargs):
     """
     With SGD, one batch, no normalisation, entropy or clipping, the actor's parameter change is exactly
     lr * (1/N) sum_t w_t grad log pi(a_t|s_t) (Psi_t - b_t), with the sum computed here one step at a time.
@@ -285,7 +285,9 @@ def test_sgd_update_follows_the_seeds_estimator(kwargs):
         **kwargs,
     )
     gamma = model.gamma
-    run_rollouts(model, 2)  # the second batch starts mid-episode and has a fitted mean baseline
+    run_rollouts(model, 1)
+    model.train()  # fits the mean baseline to the first batch
+    run_rollouts(model, 1)  # the second batch starts mid-episode and has a fitted mean baseline
     buffer = model.rollout_buffer
     expected = reference(model, env, buffer.pos)
     valid = expected["valid"]

@@ -94,5 +94,5 @@ def test_load_with_a_different_number_of_envs(tmp_path, batch_mode):
     model.save(tmp_path / "model.zip")
     loaded = REINFORCE.load(tmp_path / "model.zip", env=make_vec_env("CartPole-v1", n_envs=5))
     loaded.learn(600, reset_num_timesteps=False)
-    assert loaded.n_envs == loaded.rollout_buffer.n_envs == len(loaded._episode_start_steps) == 5
+    assert loaded.n_envs == loaded.rollout_buffer.n_envs == len(loaded.rollout_buffer.episode_start_steps) == 5
     assert loaded.num_timesteps >= model.num_timesteps + 600

@@ -1,29 +1,56 @@
 """
-Baselines ``b_t`` subtracted from the return estimate ``Psi_t`` (the seeds' "How to Introduce a Baseline").
+Baselines ``b_t`` subtracted from the return estimate ``Psi_t``, selected by name (``baseline=``).
 
 Any ``b_t`` that does not depend on ``a_t`` leaves the gradient unbiased, because
-``E_{a_t}[grad log pi(a_t|s_t)] = 0``; a good one (close to ``E[Psi_t | s_t]``) reduces its variance.
-Every baseline here is evaluated (:meth:`predict`) before it is fitted (:meth:`fit`) to the current batch, so it
-never sees the returns it is subtracted from.
+``E_{a_t}[grad log pi(a_t|s_t)] = 0`` (Williams, 1992; Daniel Seita, "Going Deeper Into Reinforcement Learning:
+Fundamentals of Policy Gradients", 2017, "How to Introduce a Baseline"); a good one (close to ``E[Psi_t | s_t]``)
+reduces its variance.
 
-The learned value function ``V(s)`` (``baseline="value"``) is the policy's own value head and is trained by the
-algorithm with gradient steps; the baselines here are fitted in closed form on numpy arrays.
+Every baseline has the same two methods, called once per batch:
+
+- :meth:`Baseline.predict` gives ``b_t`` on the batch's used steps, with what was fitted on earlier batches (and, for
+  the value function, ``V(s_t)`` as the rollout's policy gives it);
+- :meth:`Baseline.fit` then fits it to that batch, after the policy step, so that a baseline never sees the returns
+  it is subtracted from.
+
+Adding a baseline: a subclass and a line in :data:`BASELINES`.
 """
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.type_aliases import TensorDict
+from stable_baselines3.common.utils import obs_as_tensor
+from torch.nn import functional as F
+
+from sb3_reinforce.common import scores
+
+if TYPE_CHECKING:
+    from sb3_reinforce.common.buffers import ReinforceBatch, ReinforceRolloutBuffer
+    from sb3_reinforce.reinforce.reinforce import REINFORCE
 
 
 class Baseline(ABC):
-    """A baseline fitted in closed form: ``predict`` on a batch, then ``fit`` on that batch."""
+    """``b_t = 0`` (``baseline=None``): the plain estimator."""
 
-    @abstractmethod
-    def predict(self, features: np.ndarray) -> np.ndarray:
+    # Whether the baseline is the policy's learned value head (evaluated after each rollout, and bootstrapped from).
+    uses_value_function: ClassVar[bool] = False
+
+    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
         """
-        :param features: ``(n_samples, n_features)`` (ignored by baselines that are constants)
-        :return: ``(n_samples,)`` baseline values
+        :param rollout: a rollout whose ``psi``, ``timesteps``, ``values`` and ``valid`` are computed
+        :return: ``(n_used,)`` ``b_t`` on the used steps (``rollout.valid``), in ``np.nonzero`` order
         """
+        return np.zeros(int(rollout.valid.sum()))
+
+    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
+        """Fit to the batch it was just used on; returns what to log (``{"train/value_loss": ...}``)."""
+        return {}
 
 
 class ConstantBaseline(Baseline):
@@ -32,57 +59,74 @@ class ConstantBaseline(Baseline):
     def __init__(self) -> None:
         self.value = 0.0
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        return np.full(len(features), self.value, dtype=np.float64)
+    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
+        return np.full(int(rollout.valid.sum()), self.value)
 
 
 class MeanBaseline(ConstantBaseline):
     """
-    A constant baseline ``b``: the mean of ``Psi`` over a batch.
-
-    Fitted to each batch after it was used on it, so each batch gets the mean of the previous batch's ``Psi``
-    (0 on the first batch): a constant that does not depend on the current batch, hence exactly unbiased.
+    ``b = mean of Psi`` over the previous batch (0 on the first): a constant that does not depend on the current
+    batch, hence exactly unbiased.
     """
 
-    def fit(self, features: np.ndarray, targets: np.ndarray) -> None:
-        """:param targets: ``(n_samples,)`` the batch's ``Psi_t``"""
-        if len(targets) > 0:
-            self.value = float(np.mean(targets))
+    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
+        if len(batch.psi) > 0:
+            self.value = float(batch.psi.mean())
+        return {}
 
 
 class OptimalConstantBaseline(ConstantBaseline):
     """
-    The minimum-variance constant baseline (Greensmith, Bartlett and Baxter, 2004).
+    The minimum-variance constant baseline (Greensmith, Bartlett and Baxter, 2004, section 3).
 
     For the per-episode estimate ``g_i(b) = sum_t w_t s_t (Psi_t - b)``, with ``s_t = grad log pi(a_t|s_t)``, write
     ``S_i = sum_t w_t s_t`` (the episode's score) and ``G_i = sum_t w_t s_t Psi_t``; then
     ``E||g(b) - E g||^2`` is smallest at
 
-        b* = E[<G, S>] / E[||S||^2]
+        b* = E[<G, S>] / E[||S||^2]                                               (:meth:`optimal_constant`)
 
     (the scalar form, one ``b`` for all parameters). With the whole-trajectory return (``Psi_t = R(tau)``),
-    ``G_i = R_i S_i`` and this is Greensmith et al.'s ``E[||S||^2 R] / E[||S||^2]``: returns weighted by the squared
-    norm of the episode's score. Fitted on a batch after it was used on it, like the other baselines.
+    ``G_i = R_i S_i`` and this is ``E[||S||^2 R] / E[||S||^2]``: returns weighted by the squared norm of the episode's
+    score. Fitted on each batch after the policy step, with the updated policy's scores, for the next batch.
     """
 
-    def fit(self, weighted_scores: np.ndarray, scores: np.ndarray) -> None:
+    @staticmethod
+    def optimal_constant(weighted_scores: th.Tensor, episode_scores: th.Tensor) -> float | None:
         """
+        ``b* = sum_i <G_i, S_i> / sum_i ||S_i||^2`` (None when every score is zero).
+
         :param weighted_scores: ``(n_episodes, n_params)`` the ``G_i``
-        :param scores: ``(n_episodes, n_params)`` the ``S_i``
+        :param episode_scores: ``(n_episodes, n_params)`` the ``S_i``
         """
-        denominator = float((scores**2).sum())
-        if denominator > 0:
-            self.value = float((weighted_scores * scores).sum()) / denominator
+        denominator = float((episode_scores**2).sum())
+        return float((weighted_scores * episode_scores).sum()) / denominator if denominator > 0 else None
+
+    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
+        if len(batch.psi) == 0:
+            return {}
+        weights = th.ones_like(batch.advantages) if batch.score_weights is None else batch.score_weights
+        weighted, episode_scores = (
+            scores.flatten(g)
+            for g in scores.episode_gradients(
+                model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
+                batch.n_episodes,
+            )  # fmt: skip
+        )
+        value = self.optimal_constant(weighted, episode_scores)
+        if value is not None:
+            self.value = value
+        return {}
 
 
 class LinearFeatureBaseline(Baseline):
     """
-    The linear-feature baseline of rllab and garage: ridge regression of ``Psi_t`` on the features
+    The linear-feature baseline of rllab and garage (Duan et al., 2016): ridge regression of ``Psi_t`` on
 
         phi(s_t, k_t) = [s, s^2, u, u^2, u^3, 1],   s = clip(obs, -10, 10),   u = k_t / 100
 
-    (``k_t`` the step's index in its episode), fitted by solving ``(X^T X + c I) w = X^T y``. As in rllab, the
-    ridge coefficient ``c`` starts at ``reg_coef`` and grows tenfold (up to 5 times) until the solution is finite.
+    (``k_t`` the step's index in its episode, observations flattened, one-hot for discrete spaces), fitted by solving
+    ``(X^T X + c I) w = X^T y``. As in rllab, the ridge coefficient ``c`` starts at ``reg_coef`` and grows tenfold (up
+    to 5 times) until the solution is finite.
 
     :param reg_coef: initial ridge coefficient
     """
@@ -99,32 +143,121 @@ class LinearFeatureBaseline(Baseline):
         :return: ``(n_samples, 2 * obs_dim + 4)`` features
         """
         obs = np.clip(flat_obs.astype(np.float64), -10.0, 10.0)
-        u = (timesteps.astype(np.float64) / 100.0)[:, None]
+        u = (np.asarray(timesteps, dtype=np.float64) / 100.0)[:, None]
         return np.concatenate([obs, obs**2, u, u**2, u**3, np.ones_like(u)], axis=1)
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        if self.coef is None:
-            return np.zeros(len(features), dtype=np.float64)
-        return features @ self.coef
+    @staticmethod
+    def flatten_observations(observations: th.Tensor | TensorDict, observation_space: spaces.Space) -> np.ndarray:
+        """Observations as flat float vectors (one-hot for discrete spaces), the dict's keys in sorted order."""
+        processed = preprocess_obs(observations, observation_space, normalize_images=False)
+        if isinstance(processed, dict):
+            return th.cat([processed[key].reshape(len(processed[key]), -1) for key in sorted(processed)], dim=1).cpu().numpy()
+        return processed.reshape(len(processed), -1).cpu().numpy()
 
-    def fit(self, features: np.ndarray, targets: np.ndarray) -> None:
+    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
+        n = int(rollout.valid.sum())
+        if self.coef is None or n == 0:
+            return np.zeros(n)
+        rows, envs = np.nonzero(rollout.valid)
+        observations = obs_as_tensor(rollout.observations_at(rows, envs), rollout.device)  # type: ignore[arg-type]
+        flat = self.flatten_observations(observations, rollout.observation_space)
+        return self.features(flat, rollout.timesteps[rows, envs]) @ self.coef
+
+    @staticmethod
+    def ridge_fit(features: np.ndarray, targets: np.ndarray, reg_coef: float = 1e-5) -> np.ndarray | None:
         """
-        :param features: ``(n_samples, n_features)`` output of :meth:`features`
-        :param targets: ``(n_samples,)`` the batch's ``Psi_t``
+        ``w`` solving ``(X^T X + c I) w = X^T y``, ``c`` from ``reg_coef`` growing tenfold (up to 5 times) until ``w`` is
+        finite; None if it never is.
         """
-        if len(targets) == 0:
-            return
         gram = features.T @ features
         rhs = features.T @ targets.astype(np.float64)
-        reg = self.reg_coef
-        identity = np.eye(gram.shape[0])
-        for _ in range(5):
+        for attempt in range(5):
             try:
-                coef = np.linalg.solve(gram + reg * identity, rhs)
+                coef = np.linalg.solve(gram + reg_coef * 10.0**attempt * np.eye(len(gram)), rhs)
             except np.linalg.LinAlgError:
-                coef = np.full(gram.shape[0], np.nan)
+                continue
             if np.all(np.isfinite(coef)):
+                return coef
+        return None
+
+    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
+        if len(batch.psi) > 0:
+            flat = self.flatten_observations(batch.observations, model.observation_space)
+            features = self.features(flat, batch.timesteps.cpu().numpy())
+            coef = self.ridge_fit(features, batch.psi.cpu().numpy(), self.reg_coef)
+            if coef is not None:  # else keep the previous coefficients rather than a non-finite fit
                 self.coef = coef
-                return
-            reg *= 10.0
-        # Keep the previous coefficients rather than a non-finite fit.
+        return {}
+
+
+def gradient_step(
+    optimizer: th.optim.Optimizer, parameters: list[th.nn.Parameter], loss: th.Tensor, max_grad_norm: float, name: str
+) -> float:
+    """
+    Backward pass, gradient clipping and optimizer step; return the gradient norm before clipping.
+
+    :raises FloatingPointError: if the loss is NaN or infinite, naming it (``name``)
+    """
+    if not th.isfinite(loss):
+        raise FloatingPointError(
+            f"The {name} is {loss.item()}; check the rewards' scale, the learning rate and max_grad_norm."
+        )
+    optimizer.zero_grad()
+    loss.backward()
+    grad_norm = th.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    return float(grad_norm)
+
+
+def fit_value_function(
+    policy: ActorCriticPolicy,
+    optimizer: th.optim.Optimizer,
+    observations: th.Tensor | TensorDict,
+    targets: th.Tensor,
+    n_epochs: int,
+    vf_coef: float = 1.0,
+    max_grad_norm: float = float("inf"),
+) -> float:
+    """
+    The value regression: ``n_epochs`` full-batch gradient steps on ``vf_coef * mean_t (V(s_t) - target_t)^2``
+    (Spinning Up's VPG fits its value function many times per batch). Returns the mean squared error after them.
+    """
+    parameters = [param for group in optimizer.param_groups for param in group["params"]]
+    for _ in range(n_epochs):
+        predicted = policy.predict_values(observations).flatten()  # type: ignore[arg-type]
+        gradient_step(optimizer, parameters, vf_coef * F.mse_loss(predicted, targets), max_grad_norm, "value loss")
+    with th.no_grad():
+        return float(F.mse_loss(policy.predict_values(observations).flatten(), targets))  # type: ignore[arg-type]
+
+
+class ValueBaseline(Baseline):
+    """
+    ``b_t = V(s_t)``, the policy's learned value head (the state-value baseline, Seita 2017; Schulman et al., 2016).
+
+    ``V(s_t)`` is evaluated after each rollout, in one batched pass, with the parameters that generated it (the rollout
+    loop only runs the actor). It is trained by the ``vf_coef`` term of the policy step and, in :meth:`fit`, by
+    ``n_value_epochs`` more regression steps (:func:`fit_value_function`) towards the estimator's value targets.
+    """
+
+    uses_value_function = True
+
+    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
+        assert rollout.values is not None
+        return rollout.values[rollout.valid]
+
+    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
+        assert batch.value_targets is not None
+        loss = fit_value_function(
+            model.policy, model.policy.optimizer, batch.observations, batch.value_targets, model.n_value_epochs,
+            model.vf_coef, model.max_grad_norm,
+        )  # fmt: skip
+        return {"train/value_loss": loss}
+
+
+BASELINES: dict[str | None, type[Baseline]] = {
+    None: Baseline,
+    "mean": MeanBaseline,
+    "value": ValueBaseline,
+    "linear": LinearFeatureBaseline,
+    "optimal": OptimalConstantBaseline,
+}

@@ -6,17 +6,23 @@ Every function works on time-major arrays of shape ``(n_steps, n_envs)``: row ``
 (terminated or truncated), so that row ``t + 1`` holds the first step of the next episode. The loops run
 backwards or forwards over time only; every operation inside them is vectorised over the envs.
 
-Notation (as in the seeds): an episode ``tau = (s_0, a_0, r_0, ..., s_{T-1}, a_{T-1}, r_{T-1}, s_T)``,
+Notation (Daniel Seita, "Going Deeper Into Reinforcement Learning: Fundamentals of Policy Gradients", 2017): an
+episode ``tau = (s_0, a_0, r_0, ..., s_{T-1}, a_{T-1}, r_{T-1}, s_T)``,
 ``gamma`` the discount factor, ``k_t`` the index of step ``t`` inside its own episode.
 
-- :func:`reward_to_go`: ``G_t = sum_{t'=t}^{T-1} gamma^(t'-t) r_t'`` (estimator (iii) with the discount of the
-  seeds' "Discount Factors" section).
-- :func:`total_return`: ``R(tau) = sum_{t=0}^{T-1} gamma^t r_t``, the same for every step (estimator (i)).
-- :func:`gae_advantages`: generalized advantage estimation, ``A_t = sum_l (gamma lambda)^l delta_{t+l}``.
+- :func:`reward_to_go`: ``G_t = sum_{t'=t}^{T-1} gamma^(t'-t) r_t'`` (Seita's estimator (iii), with the discount of
+  his "Discount Factors" section).
+- :func:`total_return`: ``R(tau) = sum_{t=0}^{T-1} gamma^t r_t``, the same for every step (Seita's estimator (i),
+  the REINFORCE of Williams, 1992).
+- :func:`gae_advantages`: generalized advantage estimation (Schulman et al., 2016),
+  ``A_t = sum_l (gamma lambda)^l delta_{t+l}``.
 - :func:`episode_timesteps`: ``k_t``, used for ``gamma^k_t`` (``discount_score``) and time features.
 - :func:`episode_ids`, :func:`complete_episode_mask`: which episode each step belongs to, and whether it ends inside
   the batch.
 """
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -44,7 +50,7 @@ def episode_timesteps(dones: np.ndarray, start_steps: np.ndarray) -> np.ndarray:
 
 def reward_to_go(rewards: np.ndarray, dones: np.ndarray, last_values: np.ndarray | None, gamma: float) -> np.ndarray:
     """
-    Discounted reward-to-go, the seeds' estimator (iii) with discount:
+    Discounted reward-to-go, Seita's (2017) estimator (iii) with discount:
 
         G_t = sum_{t'=t}^{T-1} gamma^(t'-t) r_t'   =   r_t + gamma * (1 - done_t) * G_{t+1}
 
@@ -75,7 +81,7 @@ def total_return(
     gamma: float,
 ) -> np.ndarray:
     """
-    The whole trajectory's discounted return, the seeds' estimator (i):
+    The whole trajectory's discounted return, Seita's (2017) estimator (i) (Williams, 1992):
 
         R(tau) = sum_{t=0}^{T-1} gamma^t r_t,   the same weight for every step of the episode.
 
@@ -107,7 +113,7 @@ def gae_advantages(
     gae_lambda: float,
 ) -> np.ndarray:
     """
-    Generalized advantage estimation (Schulman et al., 2016), the seeds' advantage A^{pi,gamma}(s_t, a_t):
+    Generalized advantage estimation (Schulman et al., 2016, eq. 16), an estimate of the advantage A^{pi,gamma}(s_t, a_t):
 
         delta_t = r_t + gamma * (1 - done_t) * V(s_{t+1}) - V(s_t)
         A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}
@@ -203,3 +209,83 @@ def episode_ids(dones: np.ndarray) -> np.ndarray:
     starts = np.vstack([np.ones((1, dones.shape[1]), dtype=bool), dones[:-1]])
     offsets = np.concatenate([[0], np.cumsum(starts.sum(axis=0))[:-1]])
     return np.cumsum(starts, axis=0) - 1 + offsets[None, :]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The return estimators Psi_t, selected by name (``return_estimator=``). Adding one: a subclass and a registry line.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class RolloutArrays(NamedTuple):
+    """What an estimator reads from a rollout: time-major ``(n_rows, n_envs)`` arrays (``(n_envs,)`` for the last two)."""
+
+    rewards: np.ndarray  # r_t, with gamma * V(terminal observation) added at time-limit truncations (value baseline)
+    dones: np.ndarray
+    timesteps: np.ndarray  # k_t
+    returns_to_go: np.ndarray  # G_t, bootstrapped with V(s_T) where the rollout cuts an episode (value baseline)
+    values: np.ndarray | None  # V(s_t) (value baseline)
+    last_values: np.ndarray | None  # V(s_T) of the observation after the last row (value baseline, "steps" batches)
+    start_prefix: np.ndarray  # sum_{j<k_0} gamma^j r_j of the episode running at row 0
+
+
+class ReturnEstimator(ABC):
+    """
+    ``Psi_t``, the weight of ``grad log pi(a_t|s_t)`` in the policy gradient ``E[sum_t Psi_t grad log pi(a_t|s_t)]``.
+
+    :param gamma: discount factor
+    :param gae_lambda: GAE's lambda (only used by :class:`GAE`)
+    """
+
+    needs_value_function: ClassVar[bool] = False
+
+    def __init__(self, gamma: float, gae_lambda: float) -> None:
+        self.gamma = gamma
+        self.gae_lambda = gae_lambda
+
+    @abstractmethod
+    def estimate(self, rollout: RolloutArrays) -> np.ndarray:
+        """``Psi_t`` for every (row, env), float64."""
+
+    def value_targets(self, rollout: RolloutArrays, psi: np.ndarray) -> np.ndarray:
+        """What ``V(s_t)`` is regressed on: the (bootstrapped) reward-to-go."""
+        return rollout.returns_to_go
+
+
+class TotalReturn(ReturnEstimator):
+    """``Psi_t = R(tau)``, the whole trajectory's return (:func:`total_return`; Williams, 1992; Seita's (i))."""
+
+    def estimate(self, rollout: RolloutArrays) -> np.ndarray:
+        return total_return(rollout.returns_to_go, rollout.timesteps, rollout.start_prefix, self.gamma)
+
+
+class RewardToGo(ReturnEstimator):
+    """``Psi_t = G_t``, the return from step ``t`` on (:func:`reward_to_go`; Seita's (iii))."""
+
+    def estimate(self, rollout: RolloutArrays) -> np.ndarray:
+        return rollout.returns_to_go
+
+
+class GAE(ReturnEstimator):
+    """
+    ``Psi_t = A_t + V(s_t)``, the TD(lambda) return (Schulman et al., 2016, eq. 16 and section 5): with the value
+    baseline ``b_t = V(s_t)``, ``Psi_t - b_t`` is GAE's advantage ``A_t`` (:func:`gae_advantages`). ``V`` is regressed
+    on the same TD(lambda) return.
+    """
+
+    needs_value_function = True
+
+    def estimate(self, rollout: RolloutArrays) -> np.ndarray:
+        assert rollout.values is not None, "GAE needs V(s_t)"
+        last_values = np.zeros(rollout.rewards.shape[1]) if rollout.last_values is None else rollout.last_values
+        advantages = gae_advantages(rollout.rewards, rollout.values, rollout.dones, last_values, self.gamma, self.gae_lambda)
+        return advantages + rollout.values
+
+    def value_targets(self, rollout: RolloutArrays, psi: np.ndarray) -> np.ndarray:
+        return psi
+
+
+RETURN_ESTIMATORS: dict[str, type[ReturnEstimator]] = {
+    "total": TotalReturn,
+    "reward_to_go": RewardToGo,
+    "gae": GAE,
+}

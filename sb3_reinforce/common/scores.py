@@ -2,10 +2,11 @@
 Per-step score functions ``grad_theta log pi(a_t|s_t)`` and per-episode gradient estimates, vectorised with
 ``torch.func`` (one ``vmap`` of ``grad`` per chunk of steps, never one backward pass per step).
 
-The per-episode gradient estimate of the seeds is ``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``:
+The per-episode gradient estimate (Williams, 1992; Seita, 2017) is ``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``:
 a sum over the episode's steps, so that the mean of ``g_i`` over episodes estimates the policy gradient.
 """
 
+import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -50,12 +51,23 @@ def _no_distribution_validation() -> Iterator[None]:
         th.distributions.Distribution.set_default_validate_args(previous)
 
 
-def actor_parameter_names(policy: ActorCriticPolicy, obs: PyTorchObs, actions: th.Tensor) -> list[str]:
-    """Names of the parameters that ``log pi(a|s)`` depends on (found by differentiating it on a sample)."""
+def parameters_used_by(policy: ActorCriticPolicy, part: str) -> list[str]:
+    """
+    Names of the policy's parameters that the actor's ``log pi(a|s)`` (``part="actor"``) or the value function
+    ``V(s)`` (``part="value"``) depends on, found by differentiating it on a sample observation of a copy of the
+    observation space and the distribution's mode (no random number generator of the model moves).
+    """
+    obs, _ = policy.obs_to_tensor(copy.deepcopy(policy.observation_space).sample())
+    if part == "value":
+        output = policy.predict_values(obs).sum()  # type: ignore[arg-type]
+    elif part == "actor":
+        distribution = policy.get_distribution(obs)  # type: ignore[arg-type]
+        output = distribution.log_prob(distribution.get_actions(deterministic=True)).sum()
+    else:
+        raise ValueError(f"Invalid part={part!r}: allowed values are 'actor', 'value'.")
     named = list(policy.named_parameters())
-    log_prob = policy.get_distribution(obs).log_prob(actions).sum()
-    grads = th.autograd.grad(log_prob, [p for _, p in named], allow_unused=True)
-    return [name for (name, _), g in zip(named, grads, strict=True) if g is not None]
+    grads = th.autograd.grad(output, [param for _, param in named], allow_unused=True)
+    return [name for (name, _), grad in zip(named, grads, strict=True) if grad is not None]
 
 
 def episode_gradients(
@@ -81,8 +93,7 @@ def episode_gradients(
     """
     n_steps = batch_length(obs)
     if names is None:
-        probe = slice(0, min(n_steps, 8))
-        names = actor_parameter_names(policy, batch_slice(obs, probe), actions[probe])
+        names = parameters_used_by(policy, "actor")
     parameters = dict(policy.named_parameters())
     params = {f"policy.{name}": parameters[name].detach() for name in names}
     module = _LogProb(policy)

@@ -1,8 +1,6 @@
-import contextlib
+import numbers
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, TypeVar, cast
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -11,57 +9,19 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
-from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule, TensorDict
-from stable_baselines3.common.utils import explained_variance, obs_as_tensor
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
-from torch.nn import functional as F
 
-from sb3_reinforce.common import returns as ret
-from sb3_reinforce.common import scores
-from sb3_reinforce.common.allocator import keep_freed_memory
-from sb3_reinforce.common.baselines import Baseline, LinearFeatureBaseline, MeanBaseline, OptimalConstantBaseline
-from sb3_reinforce.common.buffers import Observations, ReinforceRolloutBuffer, batch_length, batch_slice
-from sb3_reinforce.common.value_fit import (
-    ValueFitWorker,
-    fit_value_function,
-    gradient_step,
-    overlap_problem,
-    overlap_unavailable,
-)
+from sb3_reinforce.common.baselines import BASELINES, Baseline, gradient_step
+from sb3_reinforce.common.buffers import ReinforceRolloutBuffer
+from sb3_reinforce.common.returns import RETURN_ESTIMATORS
+from sb3_reinforce.common.utils import sample_actions
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
-
-class _PolicyParts(NamedTuple):
-    """Lists derived from a policy object, cached by :meth:`REINFORCE._policy_parts`."""
-
-    policy: BasePolicy
-    plain_modules: list[th.nn.Module] | None  # None when a module overrides nn.Module.train
-    parameters: list[th.nn.Parameter]
-
-
-@dataclass
-class RolloutEstimate:
-    """What :meth:`REINFORCE._estimate` computes for a rollout: time-major ``(n_rows, n_envs)`` arrays."""
-
-    psi: np.ndarray  # the return estimator Psi_t (GAE's advantage for "gae")
-    baseline_values: np.ndarray  # b_t as fitted before this batch (0 where unused)
-    values: np.ndarray | None  # V(s_t) with baseline="value"
-    value_targets: np.ndarray | None  # what V(s) is regressed on
-    timesteps: np.ndarray  # k_t, the step's index in its episode
-    valid: np.ndarray  # the steps that enter the loss
-    features: np.ndarray | None  # linear-baseline features of the valid steps
-    score_weights: np.ndarray | None  # gamma^k_t with discount_score
-    next_start_steps: np.ndarray  # k of the row after the rollout, per env
-    next_start_prefix: np.ndarray  # discounted rewards so far of the episode running after the rollout
-
-
-RETURN_ESTIMATORS = ("total", "reward_to_go", "gae")
-BASELINES = (None, "mean", "value", "linear", "optimal")
 BATCH_MODES = ("steps", "episodes")
-# Size of the chunks in which stored observations go through the value network after a rollout.
-_VALUE_CHUNK = 8192
 
 
 class REINFORCE(OnPolicyAlgorithm):
@@ -72,10 +32,12 @@ class REINFORCE(OnPolicyAlgorithm):
 
         loss = - mean_t [ w_t * (Psi_t - b_t) * log pi(a_t|s_t) ] - ent_coef * H[pi] (+ vf_coef * value loss)
 
-    over the batch: ``Psi_t`` the return estimator, ``b_t`` the baseline, ``w_t = gamma^k_t`` with
-    ``discount_score`` and 1 otherwise. Up to the positive factor ``1 / (number of steps)``, its gradient is the
-    seeds' estimator ``(1/N) sum_i sum_t grad log pi(a_t|s_t) (Psi_t - b_t)``. The math lives in
-    :mod:`sb3_reinforce.common.returns` (estimators) and :mod:`sb3_reinforce.common.baselines` (baselines).
+    over the batch, whose gradient is, up to the positive factor ``N / (number of steps)``, the policy-gradient
+    estimate ``(1/N) sum_i sum_t w_t grad log pi(a_t|s_t) (Psi_t - b_t)`` over ``N`` episodes (Williams, 1992; Daniel
+    Seita, "Going Deeper Into Reinforcement Learning: Fundamentals of Policy Gradients", 2017). ``Psi_t`` is the
+    return estimator (:mod:`sb3_reinforce.common.returns`), ``b_t`` the baseline
+    (:mod:`sb3_reinforce.common.baselines`), ``w_t = gamma^k_t`` with ``discount_score`` and 1 otherwise; the rollout
+    buffer computes them (:meth:`~sb3_reinforce.common.buffers.ReinforceRolloutBuffer.compute_returns_and_advantage`).
 
     Paper: Williams (1992), https://doi.org/10.1007/BF00992696 ;
     GAE: Schulman et al. (2016), https://arxiv.org/abs/1506.02438 ;
@@ -89,38 +51,27 @@ class REINFORCE(OnPolicyAlgorithm):
         ``n_steps * n_envs`` steps). With ``batch_mode="episodes"``: the initial number of rows of the rollout
         storage per env, which grows as needed.
     :param batch_mode: ``"steps"``: SB3's fixed-size rollouts, episodes may be cut at the rollout end and continue
-        in the next one. ``"episodes"``: each update uses at least ``n_episodes`` complete episodes, all
-        generated by the current policy.
+        in the next one. ``"episodes"``: each update uses ``n_episodes`` complete episodes, all generated by the
+        current policy.
     :param n_episodes: Number of complete episodes per update with ``batch_mode="episodes"``
     :param gamma: Discount factor, in [0, 1]
     :param return_estimator: The weight ``Psi_t`` of ``grad log pi(a_t|s_t)``: ``"total"`` (the trajectory's
-        discounted return, estimator (i) of the seeds), ``"reward_to_go"`` (estimator (iii), discounted) or
-        ``"gae"`` (generalized advantage estimation, requires ``baseline="value"``)
+        discounted return, Seita's estimator (i)), ``"reward_to_go"`` (estimator (iii), discounted) or ``"gae"``
+        (generalized advantage estimation, Schulman et al., 2016; requires ``baseline="value"``)
     :param gae_lambda: Lambda of GAE, in [0, 1]; only used with ``return_estimator="gae"``
     :param baseline: Subtracted from ``Psi_t``: ``None``, ``"mean"`` (a constant, the mean of ``Psi`` over the
         previous batch), ``"value"`` (the policy's learned value head ``V(s)``), ``"linear"`` (ridge regression
         on observation and time features) or ``"optimal"`` (the minimum-variance constant of Greensmith et al.,
         2004, from the previous batch's per-episode gradients)
     :param discount_score: Multiply each term by ``gamma^k_t`` (``k_t`` the step's index in its episode), which
-        makes reward-to-go and GAE unbiased for the gradient of ``E[sum_t gamma^t r_t]``. False (the default, as
-        in every library) weighs late steps as much as early ones.
+        makes reward-to-go and GAE unbiased for the gradient of ``E[sum_t gamma^t r_t]`` (Thomas, 2014). False (the
+        default, as in every library) weighs late steps as much as early ones.
     :param normalize_advantage: Whether to normalize ``Psi_t - b_t`` over the batch (zero mean, unit std)
     :param ent_coef: Entropy coefficient for the loss calculation
     :param vf_coef: Value function coefficient for the loss calculation (``baseline="value"``)
     :param n_value_epochs: Number of extra full-batch regression steps of the value function per update, after the
         policy step (``baseline="value"``)
-    :param overlap_value_fit: Run the value regression (the ``n_value_epochs`` steps) of each batch in a worker
-        process while the next rollout is collected, which does not use the value function: the same computation in
-        another order (:mod:`sb3_reinforce.common.value_fit`). During ``learn()`` torch then uses one thread in this
-        process and one in the worker, and a batch's ``train/value_loss`` is logged when its fit has ended, before
-        the next update. Needs Adam or AdamW and a value function that shares no parameters with the policy
-        (ValueError otherwise); on a device other than the CPU, or a system that cannot fork, it warns and fits in
-        process. No effect without a value regression.
     :param max_grad_norm: The maximum value for the gradient clipping
-    :param log_grad_stats: Also log, at each update, statistics of the per-episode gradient estimates of the batch:
-        ``train/grad_variance`` (trace of their covariance), ``train/grad_snr`` (``||mean||^2 / trace(cov)``, for one
-        episode) and ``train/grad_cosine`` (cosine between this update's mean gradient and the previous one's).
-        Costs one vectorised per-step gradient pass over the batch.
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
         instead of action noise exploration (default: False)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
@@ -131,9 +82,7 @@ class REINFORCE(OnPolicyAlgorithm):
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation. Unless they name another
-        ``optimizer_class`` or give ``optimizer_kwargs``, the optimizer is SB3's default (Adam, ``eps=1e-5``) in its
-        fused implementation.
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
     :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
         debug messages
     :param seed: Seed for the pseudo random generators
@@ -147,6 +96,7 @@ class REINFORCE(OnPolicyAlgorithm):
         "CnnPolicy": ActorCriticCnnPolicy,
         "MultiInputPolicy": MultiInputActorCriticPolicy,
     }
+    policy: ActorCriticPolicy
     rollout_buffer: ReinforceRolloutBuffer  # type: ignore[assignment]
 
     def __init__(
@@ -166,9 +116,7 @@ class REINFORCE(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         n_value_epochs: int = 10,
-        overlap_value_fit: bool = False,
         max_grad_norm: float = 0.5,
-        log_grad_stats: bool = False,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
         rollout_buffer_class: type[ReinforceRolloutBuffer] | None = None,
@@ -191,13 +139,12 @@ class REINFORCE(OnPolicyAlgorithm):
             gae_lambda=gae_lambda,
             baseline=baseline,
             discount_score=discount_score,
+            normalize_advantage=normalize_advantage,
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             n_value_epochs=n_value_epochs,
-            overlap_value_fit=overlap_value_fit,
             max_grad_norm=max_grad_norm,
             rollout_buffer_class=rollout_buffer_class,
-            log_grad_stats=log_grad_stats,
         )
         super().__init__(
             policy,
@@ -220,12 +167,7 @@ class REINFORCE(OnPolicyAlgorithm):
             device=device,
             seed=seed,
             _init_setup_model=False,
-            supported_action_spaces=(
-                spaces.Box,
-                spaces.Discrete,
-                spaces.MultiDiscrete,
-                spaces.MultiBinary,
-            ),
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
         )
         self.batch_mode = batch_mode
         self.n_episodes = n_episodes
@@ -234,9 +176,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.discount_score = discount_score
         self.normalize_advantage = normalize_advantage
         self.n_value_epochs = n_value_epochs
-        self.overlap_value_fit = overlap_value_fit
-        self.log_grad_stats = log_grad_stats
-        # State of the closed-form baselines ("mean", "linear"), saved with the model.
+        # The baseline object (BASELINES[baseline]) with what it fitted on earlier batches, saved with the model.
         self.fitted_baseline: Baseline | None = None
 
         if normalize_advantage and baseline in ("mean", "optimal"):
@@ -256,7 +196,7 @@ class REINFORCE(OnPolicyAlgorithm):
             if baseline == "linear" and _has_image(self.observation_space):
                 raise ValueError(
                     "baseline='linear' regresses on the flattened observation, which is not practical for image "
-                    f"observations ({self.observation_space}); allowed here: None, 'mean', 'value'."
+                    f"observations ({self.observation_space}); allowed here: None, 'mean', 'value', 'optimal'."
                 )
 
         if _init_setup_model:
@@ -267,100 +207,30 @@ class REINFORCE(OnPolicyAlgorithm):
         """Whether the policy's value head is trained and evaluated (``baseline="value"``)."""
         return self.baseline == "value"
 
-    @property
-    def _wants_value_fit_overlap(self) -> bool:
-        """Whether ``overlap_value_fit`` asks for a worker process (it needs a value regression to run)."""
-        return bool(getattr(self, "overlap_value_fit", False)) and self.uses_value_function and self.n_value_epochs > 0
-
-    @property
-    def _overlaps_value_fit(self) -> bool:
-        """Whether ``learn()`` runs the value regression in a worker process (``overlap_value_fit``, where possible)."""
-        return self._wants_value_fit_overlap and overlap_unavailable(self.device) is None
-
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
 
-        buffer_class = cast(type[ReinforceRolloutBuffer], self.rollout_buffer_class or ReinforceRolloutBuffer)
-        self.rollout_buffer = buffer_class(
+        buffer_class = self.rollout_buffer_class or ReinforceRolloutBuffer
+        self.rollout_buffer = buffer_class(  # type: ignore[assignment]
             self.n_steps,
             self.observation_space,
             self.action_space,
             device=self.device,
             n_envs=self.n_envs,
-            growable=self.batch_mode == "episodes",
+            n_episodes=self.n_episodes if self.batch_mode == "episodes" else None,
             **self.rollout_buffer_kwargs,
         )
-        self.policy_kwargs = _with_fused_adam(self.policy_kwargs, self.device)
         self.policy = self.policy_class(  # type: ignore[assignment]
             self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
         )
         self.policy = self.policy.to(self.device)
-        self._parts: _PolicyParts | None = None
         self._maybe_recommend_cpu()
-        self._value_fit: ValueFitWorker | None = None  # the worker, during learn() with overlap_value_fit
-        if self._wants_value_fit_overlap:
-            problem = overlap_problem(self.policy)
-            if problem is not None:
-                raise ValueError(f"Invalid overlap_value_fit=True: {problem}. Allowed here: False.")
-            # A config (such as a zoo entry) that sets it still runs where a worker cannot: the fit stays in process
-            unavailable = overlap_unavailable(self.device)
-            if unavailable is not None:
-                warnings.warn(
-                    f"overlap_value_fit=True: {unavailable}; the value function is fitted in this process instead "
-                    "(the same training, without the overlap).",
-                    UserWarning,
-                    stacklevel=2,
-                )
 
+        self.estimator = RETURN_ESTIMATORS[self.return_estimator](self.gamma, self.gae_lambda)
         # A loaded model brings its fitted baseline back (SB3's load restores attributes before this call).
         if self.fitted_baseline is None:
-            if self.baseline == "mean":
-                self.fitted_baseline = MeanBaseline()
-            elif self.baseline == "linear":
-                self.fitted_baseline = LinearFeatureBaseline()
-            elif self.baseline == "optimal":
-                self.fitted_baseline = OptimalConstantBaseline()
-        self._previous_mean_gradient: th.Tensor | None = None
-        self._reset_episode_carry()
-        self._baseline_explained_variance: float | None = None
-        self._discarded_fraction = 0.0
-        # Floating-point observation entries, checked for NaN/inf after each rollout (_check_finite_rollout).
-        if isinstance(self.observation_space, spaces.Dict):
-            self._float_obs_keys: list[str] = [
-                key for key, space in self.observation_space.spaces.items() if _is_float_space(space)
-            ]
-        else:
-            self._float_obs_keys = [""] if _is_float_space(self.observation_space) else []
-
-    def _excluded_save_params(self) -> list[str]:
-        # The previous update's mean gradient is a diagnostic (log_grad_stats), not training state; the policy's
-        # module and parameter lists are rebuilt from the policy.
-        return [*super()._excluded_save_params(), "_previous_mean_gradient", "_parts", "_value_fit"]
-
-    def _policy_parts(self) -> "_PolicyParts":
-        """The policy's module and parameter lists, built once per policy object (no module-tree walk per update)."""
-        parts = getattr(self, "_parts", None)
-        if parts is None or parts.policy is not self.policy:
-            modules = list(self.policy.modules())
-            # The flag can be set directly when no module changes what nn.Module.train does.
-            plain = all(type(module).train is th.nn.Module.train for module in modules)
-            parts = self._parts = _PolicyParts(self.policy, modules if plain else None, list(self.policy.parameters()))
-        return parts
-
-    def _set_training_mode(self, mode: bool) -> None:
-        """``policy.set_training_mode(mode)`` (twice per update), without ``nn.Module.train``'s recursion when possible."""
-        modules = self._policy_parts().plain_modules
-        if modules is None:
-            self.policy.set_training_mode(mode)
-        else:
-            for module in modules:
-                object.__setattr__(module, "training", mode)
-
-    def _reset_episode_carry(self) -> None:
-        """Forget the episodes in progress: their step index ``k`` and discounted reward prefix."""
-        self._episode_start_steps = np.zeros(self.n_envs, dtype=np.int64)
-        self._episode_start_prefix = np.zeros(self.n_envs, dtype=np.float64)
+            self.fitted_baseline = BASELINES[self.baseline]()
 
     def _setup_learn(
         self,
@@ -371,16 +241,10 @@ class REINFORCE(OnPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         env_reset = reset_num_timesteps or self._last_obs is None
-        # Keep freed heap memory for the next update's tensors instead of faulting it in again (glibc; once per process)
-        keep_freed_memory()
         result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-        if env_reset or len(self._episode_start_steps) != self.n_envs:
-            self._reset_episode_carry()
+        if env_reset:
+            self.rollout_buffer.reset_episodes()
         return result
-
-    # ------------------------------------------------------------------------------------------------------
-    # Rollout
-    # ------------------------------------------------------------------------------------------------------
 
     def collect_rollouts(
         self,
@@ -390,403 +254,123 @@ class REINFORCE(OnPolicyAlgorithm):
         n_rollout_steps: int,
     ) -> bool:
         """
-        Run the current policy and fill the rollout buffer, then compute ``Psi_t - b_t`` for the batch and fit the
-        closed-form baselines to it (after they were evaluated on it).
+        Run the current policy and fill the rollout buffer, then compute ``Psi_t - b_t`` for the batch.
 
-        With ``batch_mode="episodes"``, the envs are reset at the start (the episodes they were running were
-        generated by the previous policy), and an episode is part of the batch when it is among the first
-        ``n_episodes`` to start (ties broken by env index). Whether an episode is used is decided when it starts,
-        never from its length or return, so the batch is an unbiased sample of episodes; the steps of the other
-        episodes are discarded (logged as ``rollout/discarded_steps``).
+        With ``batch_mode="episodes"``, the envs are reset at the start (the episodes they were running were generated
+        by the previous policy), and the rollout runs until the batch's ``n_episodes`` episodes have ended; the steps
+        of other episodes are discarded (logged as ``rollout/discarded_steps``).
 
         :param env: The training environment
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
-        :param rollout_buffer: Buffer to fill with rollouts
-        :param n_rollout_steps: Number of steps per env (``batch_mode="steps"``)
+        :param rollout_buffer: Buffer to fill with rollouts (a ``ReinforceRolloutBuffer``)
+        :param n_rollout_steps: Unused: the buffer's size (or number of episodes) sets the rollout's length
         :return: True if the rollout finished, False if a callback stopped training.
         """
         assert self._last_obs is not None, "No previous observation was provided"
-        assert rollout_buffer is self.rollout_buffer
-        episodes_mode = self.batch_mode == "episodes"
-        if episodes_mode:
-            self._start_fresh_episodes(env)
+        assert isinstance(rollout_buffer, ReinforceRolloutBuffer)
+        # Switch to eval mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(False)
+        if self.batch_mode == "episodes" and not np.all(self._last_episode_starts):
+            self._last_obs = env.reset()  # type: ignore[assignment]
+            self._last_episode_starts = np.ones(env.num_envs, dtype=bool)
+            if self._vec_normalize_env is not None:
+                self._last_original_obs = self._vec_normalize_env.get_original_obs()
+            rollout_buffer.reset_episodes()
+        rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
 
         callback.on_rollout_start()
-        if not self._run_policy(
-            env, self.rollout_buffer, n_rollout_steps, self.n_episodes if episodes_mode else None, callback
-        ):
-            return False
-        # V(s) is needed from here on: the previous batch's value regression must have ended
-        self._finish_value_fit()
-        estimate = self._estimate(
-            self.rollout_buffer,
-            self._last_obs,
-            episodes_mode,
-            self._episode_start_steps,
-            self._episode_start_prefix,  # type: ignore[arg-type]
+        n_steps = 0
+        while not rollout_buffer.full:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                # Sample a new noise matrix
+                self.policy.reset_noise(env.num_envs)
+
+            try:
+                # Only the actor runs here: V(s) is evaluated after the rollout, in one batched pass
+                actions, env_actions = sample_actions(self.policy, self._last_obs)
+            except (ValueError, RuntimeError):
+                # torch.distributions rejects what a NaN/inf observation gives: name the env and step
+                rollout_buffer.check_finite(self._last_obs)  # type: ignore[arg-type]
+                raise
+
+            new_obs, rewards, dones, infos = env.step(env_actions)
+            self.num_timesteps += env.num_envs
+
+            # Give access to local variables
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            if dones.any():  # Monitor reports an episode (and success) in the info of its last step only
+                self._update_info_buffer(infos, dones)
+            n_steps += 1
+
+            rollout_buffer.add(self._last_obs, actions, rewards, dones, infos)  # type: ignore[arg-type]
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+
+        rollout_buffer.check_finite(self._last_obs)  # type: ignore[arg-type]
+        rollout_buffer.compute_returns_and_advantage(
+            self.estimator, self.fitted_baseline, self.policy, self._last_obs, self.discount_score  # type: ignore[arg-type]
         )
-        self._use_estimate(estimate)
+        self.logger.record("rollout/discarded_steps", 1.0 - float(rollout_buffer.valid.mean()))
 
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
 
-    def _start_fresh_episodes(self, env: VecEnv) -> None:
-        """Reset the envs unless every one of them has just started an episode."""
-        if not np.all(self._last_episode_starts):
-            self._last_obs = env.reset()  # type: ignore[assignment]
-            self._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
-            if self._vec_normalize_env is not None:
-                self._last_original_obs = self._vec_normalize_env.get_original_obs()
-        self._reset_episode_carry()
-
-    def _run_policy(
-        self,
-        env: VecEnv,
-        buffer: ReinforceRolloutBuffer,
-        n_rollout_steps: int,
-        n_episodes: int | None,
-        callback: BaseCallback | None,
-    ) -> bool:
-        """
-        The rollout loop: fill ``buffer`` with ``n_rollout_steps`` steps per env, or, when ``n_episodes`` is given,
-        with the steps up to the end of the first ``n_episodes`` episodes to start (from fresh envs).
-
-        Only the actor runs here: with a value baseline, ``V(s)`` is evaluated after the rollout in one batched pass
-        (same parameters, as the policy does not change during a rollout). With ``callback=None`` (gradient
-        diagnostics) the model's counters and episode statistics are left untouched.
-
-        :return: False if a callback stopped training
-        """
-        self._set_training_mode(False)
-        buffer.reset()
-        n_envs = env.num_envs
-        included: np.ndarray | None = None
-        started = 0
-        if n_episodes is not None:
-            included = np.arange(n_envs) < n_episodes
-            started = int(included.sum())
-        if self.use_sde:
-            self.policy.reset_noise(n_envs)
-        box_actions = isinstance(self.action_space, spaces.Box)
-        bootstrap_truncations = self.uses_value_function
-
-        n_steps = 0
-        while included.any() if included is not None else n_steps < n_rollout_steps:
-            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
-                self.policy.reset_noise(n_envs)
-
-            with th.no_grad():
-                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                try:
-                    actions = self.policy.get_distribution(obs_tensor).get_actions().cpu().numpy()
-                except (ValueError, RuntimeError):
-                    # torch.distributions (or the sampler) rejects what a NaN/inf observation gives: name the env and step
-                    self._check_finite_rollout(buffer)
-                    raise
-
-            clipped_actions = actions
-            if box_actions:
-                if self.policy.squash_output:
-                    clipped_actions = self.policy.unscale_action(clipped_actions)
-                else:
-                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
-
-            new_obs, rewards, dones, infos = env.step(clipped_actions)
-            episode_ended = dones.any()
-
-            if callback is not None:
-                self.num_timesteps += n_envs
-                # Give access to local variables
-                callback.update_locals(locals())
-                if not callback.on_step():
-                    return False
-                if episode_ended:  # Monitor reports an episode (and success) in the info of its last step only
-                    self._update_info_buffer(infos, dones)
-            n_steps += 1
-
-            buffer.add(self._last_obs, actions, rewards, dones, included)  # type: ignore[arg-type]
-            if episode_ended:
-                ended = np.flatnonzero(dones)
-                if bootstrap_truncations:
-                    # Time-limit truncation: bootstrap with V(terminal observation) after the rollout.
-                    for idx in ended:
-                        if infos[idx].get("TimeLimit.truncated", False) and infos[idx].get("terminal_observation") is not None:
-                            buffer.add_truncation(int(idx), infos[idx]["terminal_observation"])
-                if included is not None:
-                    included[ended] = False
-                    take = ended[: max(n_episodes - started, 0)]  # type: ignore[operator]
-                    included[take] = True
-                    started += len(take)
-
-            self._last_obs = new_obs  # type: ignore[assignment]
-            self._last_episode_starts = dones
-        self._check_finite_rollout(buffer)
-        return True
-
-    def _check_finite_rollout(self, buffer: ReinforceRolloutBuffer) -> None:
-        """
-        Stop training at the first NaN or infinite reward or observation of the rollout so far, naming the env and the
-        step, before anything is computed from them: one vectorised pass over the stored rollout (and the last
-        observation) instead of a check at every step. Called after the rollout, and by the loop when the policy
-        fails on an observation.
-        """
-        n = buffer.pos
-        of = f"of the rollout (num_timesteps={self.num_timesteps})"
-        problems: list[tuple[int, str]] = []  # (step, message)
-        rewards = buffer.rewards[:n]
-        bad = ~np.isfinite(rewards)
-        if bad.any():
-            row, env_idx = (int(i) for i in np.argwhere(bad)[0])
-            problems.append((row, f"Env {env_idx} returned a non-finite reward ({rewards[row, env_idx]}) at step {row} {of}."))
-        for key in self._float_obs_keys:
-            stored = buffer.observations[key] if isinstance(buffer.observations, dict) else buffer.observations
-            last = self._last_obs[key] if isinstance(self._last_obs, dict) else self._last_obs
-            assert isinstance(stored, np.ndarray) and isinstance(last, np.ndarray)
-            # Row r holds the observation returned by step r - 1 (r = 0: by a reset, or checked with the last rollout);
-            # the one returned by the last step is the next row, _last_obs.
-            rows_finite = np.concatenate([_finite_rows(stored[:n]), _finite_rows(last[None])])
-            if not rows_finite.all():
-                row, env_idx = (int(i) for i in np.argwhere(~rows_finite)[0])
-                value = stored[row, env_idx] if row < n else last[env_idx]
-                name = f"observation '{key}'" if key else "observation"
-                when = f"at step {row - 1}" if row > 0 else "on reset, before step 0"
-                problems.append((row - 1, f"Env {env_idx} returned a non-finite {name} {when} {of}: {value}"))
-        if problems:
-            raise ValueError(min(problems, key=lambda problem: problem[0])[1])
-
-    def _predict_values(self, obs: Observations) -> np.ndarray:
-        """``V(s)`` of a flat batch of observations, in chunks, as float64."""
-        n = batch_length(obs)
-        values = np.empty(n, dtype=np.float64)
-        with th.no_grad():
-            for start in range(0, n, _VALUE_CHUNK):
-                tensor = obs_as_tensor(batch_slice(obs, slice(start, start + _VALUE_CHUNK)), self.device)  # type: ignore[arg-type]
-                values[start : start + _VALUE_CHUNK] = self.policy.predict_values(tensor).flatten().cpu().numpy()
-        return values
-
-    def _flat_features(self, obs: Observations) -> np.ndarray:
-        """Observations as flat float vectors (one-hot for discrete spaces), for the linear baseline."""
-        tensor = obs_as_tensor(obs, self.device)  # type: ignore[arg-type]
-        processed = preprocess_obs(tensor, self.observation_space, normalize_images=False)
-        if isinstance(processed, dict):
-            parts = [processed[key].reshape(len(processed[key]), -1) for key in sorted(processed)]
-            return th.cat(parts, dim=1).cpu().numpy()
-        return processed.reshape(len(processed), -1).cpu().numpy()
-
-    def _estimate(
-        self,
-        buffer: ReinforceRolloutBuffer,
-        last_obs: Observations,
-        episodes_mode: bool,
-        start_steps: np.ndarray,
-        start_prefix: np.ndarray,
-    ) -> RolloutEstimate:
-        """
-        ``Psi_t``, the baseline ``b_t`` as it stands before this batch, the value targets and the mask of the steps
-        that enter the loss, for the rollout in ``buffer``. Changes nothing (no baseline is fitted).
-
-        ``Psi_t``: :mod:`sb3_reinforce.common.returns`. Where a trajectory is cut off at the end of a ``"steps"``
-        rollout, the return is bootstrapped with ``V(s_T)`` when there is a value baseline; without one, the steps
-        of that unfinished episode are left out of the loss (they would carry truncated returns). A time-limit
-        truncation is bootstrapped with ``V(terminal observation)`` when there is a value baseline, and ends the
-        return otherwise.
-
-        :param start_steps: episode index ``k`` of the first row of each env
-        :param start_prefix: discounted rewards the episode of each env collected before the first row
-        """
-        n_rows = buffer.pos
-        rewards, dones = buffer.rewards[:n_rows], buffer.dones[:n_rows]
-
-        values = last_values = None
-        if self.uses_value_function:
-            if episodes_mode:
-                # Only the steps of the batch's episodes: each is complete, so no V of another step enters its returns
-                values = np.zeros((n_rows, self.n_envs))
-                used_rows, used_envs = np.nonzero(buffer.included[:n_rows])
-                values[used_rows, used_envs] = self._predict_values(buffer.observations_at(used_rows, used_envs))
-            else:
-                values = self._predict_values(buffer.stored_observations()).reshape(n_rows, self.n_envs)
-                last_values = self._predict_values(last_obs)
-            if buffer.truncations:
-                rewards = rewards.copy()
-                cut_rows, cut_envs, terminal = zip(*buffer.truncations, strict=True)
-                rewards[list(cut_rows), list(cut_envs)] += self.gamma * self._predict_values(_stack_observations(terminal))
-
-        timesteps = ret.episode_timesteps(dones, start_steps)
-        returns_to_go = ret.reward_to_go(rewards, dones, last_values, self.gamma)
-        value_targets = returns_to_go
-        next_prefix = np.zeros(self.n_envs)
-        if self.return_estimator == "total":
-            psi = ret.total_return(returns_to_go, timesteps, start_prefix, self.gamma)
-            next_prefix = ret.discounted_prefix_after(psi, timesteps, dones, last_values, self.gamma)
-        elif self.return_estimator == "gae":
-            assert values is not None
-            boot = np.zeros(self.n_envs) if last_values is None else last_values
-            psi = ret.gae_advantages(rewards, values, dones, boot, self.gamma, self.gae_lambda)
-            value_targets = psi + values  # the TD(lambda) return
-        else:
-            psi = returns_to_go
-
-        if episodes_mode:
-            valid = buffer.included[:n_rows].copy()
-        elif self.uses_value_function:
-            valid = np.ones_like(dones)
-        else:
-            valid = ret.complete_episode_mask(dones)
-
-        # Baseline b_t, as fitted on earlier batches
-        rows, envs = np.nonzero(valid)
-        features: np.ndarray | None = None
-        if self.baseline is None:
-            baseline_values = np.zeros_like(psi)
-        elif self.uses_value_function:
-            assert values is not None
-            # GAE's advantage already has V subtracted: Psi_t - b_t = A_t
-            baseline_values = np.zeros_like(psi) if self.return_estimator == "gae" else values
-        else:
-            assert self.fitted_baseline is not None
-            baseline_values = np.zeros_like(psi)
-            if len(rows) > 0:
-                if isinstance(self.fitted_baseline, LinearFeatureBaseline):
-                    flat_obs = self._flat_features(buffer.observations_at(rows, envs))
-                    features = self.fitted_baseline.features(flat_obs, timesteps[rows, envs])
-                predict_on = np.zeros((len(rows), 0)) if features is None else features
-                baseline_values[rows, envs] = self.fitted_baseline.predict(predict_on)
-
-        return RolloutEstimate(
-            psi=psi,
-            baseline_values=baseline_values,
-            values=values,
-            value_targets=value_targets if self.uses_value_function else None,
-            timesteps=timesteps,
-            valid=valid,
-            features=features,
-            score_weights=ret.score_discount(timesteps, self.gamma) if self.discount_score else None,
-            next_start_steps=ret.next_start_steps(timesteps, dones),
-            next_start_prefix=next_prefix,
-        )
-
-    def _use_estimate(self, estimate: RolloutEstimate) -> None:
-        """Hand the batch's ``Psi_t - b_t`` to the update, fit the closed-form baselines to it, carry episodes on."""
-        buffer = self.rollout_buffer
-        valid = estimate.valid
-        buffer.valid = valid
-        buffer.values = estimate.values
-        buffer.advantages = estimate.psi - estimate.baseline_values
-        buffer.value_targets = estimate.value_targets
-        buffer.score_weights = estimate.score_weights
-        self._episode_start_steps = estimate.next_start_steps
-        self._episode_start_prefix = estimate.next_start_prefix
-
-        # Explained variance of the baseline as it was used, against what it is fitted to.
-        if self.uses_value_function:
-            assert estimate.values is not None and estimate.value_targets is not None
-            self._baseline_explained_variance = _explained_variance(estimate.values[valid], estimate.value_targets[valid])
-        elif self.baseline is not None:
-            self._baseline_explained_variance = _explained_variance(estimate.baseline_values[valid], estimate.psi[valid])
-        else:
-            self._baseline_explained_variance = None
-
-        # Fit the closed-form baselines, now that they were used on this batch.
-        targets = estimate.psi[valid]
-        if isinstance(self.fitted_baseline, MeanBaseline):
-            self.fitted_baseline.fit(np.zeros((len(targets), 0)), targets)
-        elif isinstance(self.fitted_baseline, LinearFeatureBaseline) and estimate.features is not None:
-            self.fitted_baseline.fit(estimate.features, targets)
-        elif isinstance(self.fitted_baseline, OptimalConstantBaseline) and valid.any():
-            weights = np.ones_like(estimate.psi) if estimate.score_weights is None else estimate.score_weights
-            weighted, score = (
-                scores.flatten(g) for g in self._episode_gradients(buffer, valid, [weights * estimate.psi, weights])
-            )
-            self.fitted_baseline.fit(weighted.cpu().numpy(), score.cpu().numpy())
-
-        self._discarded_fraction = 1.0 - float(valid.mean()) if valid.size else 0.0
-        self.logger.record("rollout/discarded_steps", self._discarded_fraction)
-
-    def _episode_gradients(
-        self, buffer: ReinforceRolloutBuffer, valid: np.ndarray, weights: list[np.ndarray]
-    ) -> list[dict[str, th.Tensor]]:
-        """
-        Per-episode sums ``sum_{t in i} weight_t grad log pi(a_t|s_t)`` over the valid steps of ``buffer`` (episode parts
-        inside the rollout count as episodes), one ``{name: (n_episodes, *param.shape)}`` per time-major weight array.
-        """
-        rows, envs, ids, n_episodes = buffer.episodes(valid)
-        obs = obs_as_tensor(buffer.observations_at(rows, envs), self.device)  # type: ignore[arg-type]
-        actions = th.as_tensor(buffer.actions[rows, envs], device=self.device)
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
-        weight_tensors = [th.as_tensor(w[rows, envs], dtype=th.float32, device=self.device) for w in weights]
-        return scores.episode_gradients(
-            self.policy, obs, actions, weight_tensors, th.as_tensor(ids, device=self.device), n_episodes
-        )
-
-    # ------------------------------------------------------------------------------------------------------
-    # Update
-    # ------------------------------------------------------------------------------------------------------
-
     def train(self) -> None:
         """
-        One gradient step of the policy on the whole batch (as A2C), then ``n_value_epochs`` regression steps of
-        the value function with a value baseline. KL and other diagnostics are measured after the update.
+        One gradient step of the policy on the whole batch (as A2C), then the baseline's fit to the batch it was used
+        on (``n_value_epochs`` regression steps of ``V`` with the value baseline). KL is measured after the update.
         """
-        self._set_training_mode(True)
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update optimizer learning rate
         self._update_learning_rate(self.policy.optimizer)
 
         batch = self.rollout_buffer.get_batch()
         if len(batch.advantages) == 0:
-            # Nothing usable (e.g. no episode finished in a "steps" rollout without a value function).
-            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+            # Nothing usable: no episode ended in a "steps" rollout without a value function to bootstrap from
+            warnings.warn(
+                f"No episode ended in the last rollout of {self.n_steps} steps per env, and without a value function "
+                "the steps of unfinished episodes cannot be used: no update was made. Use a longer n_steps, a "
+                "TimeLimit wrapper, baseline='value' or batch_mode='episodes'.",
+                UserWarning,
+                stacklevel=2,
+            )
             return
-        actions = batch.actions
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
 
-        advantages = batch.advantages
-        if self.normalize_advantage and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        if batch.score_weights is not None:
-            # gamma^k_t (discount_score=True)
-            advantages = advantages * batch.score_weights
-
+        # w_t (Psi_t - b_t), normalised if asked
+        weights = batch.policy_weights(self.normalize_advantage)
         values: th.Tensor | None = None
         if self.uses_value_function:
-            values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
+            values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions)  # type: ignore[arg-type]
         else:
-            distribution = self.policy.get_distribution(batch.observations)
-            log_prob, entropy = distribution.log_prob(actions), distribution.entropy()
+            distribution = self.policy.get_distribution(batch.observations)  # type: ignore[arg-type]
+            log_prob, entropy = distribution.log_prob(batch.actions), distribution.entropy()
 
         # Policy gradient loss: its gradient is -mean_t w_t (Psi_t - b_t) grad log pi(a_t|s_t)
-        policy_loss = -(advantages * log_prob).mean()
+        policy_loss = -(weights * log_prob).mean()
         # Entropy loss favors exploration (approximated by -log pi when there is no closed form)
         entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-        # With ent_coef=0 the entropy is only logged: leaving it out of the graph saves its backward pass (and a
-        # non-finite entropy gradient times 0 cannot turn the policy gradient into NaN).
+        # With ent_coef=0 the entropy is only logged (a non-finite entropy gradient times 0 would still be NaN)
         loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
-
-        value_loss: th.Tensor | None = None
         if values is not None:
             assert batch.value_targets is not None
-            # Value regression towards the batch's returns (bootstrapped reward-to-go, or TD(lambda) with GAE)
-            value_loss = F.mse_loss(values.flatten(), batch.value_targets)
+            # Value loss: regression of V(s_t) towards the estimator's value targets
+            value_loss = th.nn.functional.mse_loss(values.flatten(), batch.value_targets)
             loss = loss + self.vf_coef * value_loss
 
-        if self.log_grad_stats:
-            self._record_gradient_statistics(advantages)
-        grad_norm = self._gradient_step(loss, "loss")
+        # Optimization step, with gradient clipping
+        grad_norm = gradient_step(self.policy.optimizer, list(self.policy.parameters()), loss, self.max_grad_norm, "loss")
+        # The baseline is fitted to the batch it was used on, for the next batch
+        fit_logs = self.fitted_baseline.fit(batch, self)  # type: ignore[union-attr]
 
-        if value_loss is not None:
-            assert batch.value_targets is not None
-            if self._value_fit is not None and self._value_fit.submit(
-                batch.observations, batch.value_targets, self.n_value_epochs, self.vf_coef, self.max_grad_norm, self._where()
-            ):
-                value_loss = None  # logged when the worker's fit ends (_finish_value_fit)
-            else:
-                value_loss = self._fit_value_function(batch.observations, batch.value_targets, self.n_value_epochs)
-
-        # Diagnostics after the update
+        # KL between the old and the new policy, after the update
         with th.no_grad():
-            new_log_prob = self.policy.get_distribution(batch.observations).log_prob(actions)
+            new_log_prob = self.policy.get_distribution(batch.observations).log_prob(batch.actions)  # type: ignore[arg-type]
             log_ratio = new_log_prob - log_prob.detach()
             approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
 
@@ -796,70 +380,17 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/entropy_loss", entropy_loss.item())
         self.logger.record("train/approx_kl", approx_kl)
         self.logger.record("train/grad_norm", grad_norm)
-        if value_loss is not None:
-            self.logger.record("train/value_loss", value_loss.item())
-        if self._baseline_explained_variance is not None:
-            self.logger.record("train/explained_variance", self._baseline_explained_variance)
+        for key, value in fit_logs.items():
+            self.logger.record(key, value)
+        if self.baseline is not None and len(batch.psi) > 1:
+            # How much of the variance of what the baseline predicts (V's targets, or Psi_t) it explains
+            buffer = self.rollout_buffer
+            targets = buffer.value_targets if buffer.value_targets is not None else buffer.psi
+            predicted = buffer.values if buffer.values is not None else buffer.baseline_values
+            explained = explained_variance(predicted[buffer.valid], targets[buffer.valid])
+            self.logger.record("train/explained_variance", float(explained))
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
-
-    def _fit_value_function(self, observations: th.Tensor | TensorDict, targets: th.Tensor, n_epochs: int) -> th.Tensor:
-        """
-        Extra regression passes of the value function towards ``targets``, in this process:
-        :func:`sb3_reinforce.common.value_fit.fit_value_function` (``n_epochs`` full-batch gradient steps on
-        ``vf_coef * mean_t (V(s_t) - target_t)^2``). Returns the mean squared error after them.
-        """
-        parameters = self._policy_parts().parameters
-        return fit_value_function(
-            self.policy, self.policy.optimizer, parameters, observations, targets, n_epochs, self.vf_coef,
-            self.max_grad_norm, self._where(),
-        )  # fmt: skip
-
-    def _finish_value_fit(self) -> None:
-        """Wait for the value regression running in the worker, if any, and log its loss."""
-        worker = getattr(self, "_value_fit", None)
-        if worker is not None and worker.pending:
-            self.logger.record("train/value_loss", worker.wait())
-
-    @contextlib.contextmanager
-    def _value_fit_worker(self) -> Iterator[None]:
-        """During ``learn()`` with ``overlap_value_fit``: a worker for the value regression, one torch thread here."""
-        if not self._overlaps_value_fit:
-            yield
-            return
-        threads = th.get_num_threads()
-        th.set_num_threads(1)  # the worker takes the other core; two threads here would wait on it
-        self._value_fit = ValueFitWorker(self.policy)
-        try:
-            yield
-            self._finish_value_fit()
-        finally:
-            self._value_fit.close()
-            self._value_fit = None
-            th.set_num_threads(threads)
-
-    def _where(self) -> str:
-        return f"at update {self._n_updates} (num_timesteps={self.num_timesteps})"
-
-    def _record_gradient_statistics(self, advantages: th.Tensor) -> None:
-        """Variance, SNR and consecutive-update cosine of the batch's per-episode gradients (``log_grad_stats``)."""
-        buffer = self.rollout_buffer
-        weights = np.zeros(buffer.valid.shape)
-        weights[buffer.valid] = advantages.detach().cpu().numpy()  # as in the loss: normalised, times gamma^k
-        per_episode = scores.flatten(self._episode_gradients(buffer, buffer.valid, [weights])[0])
-        stats = scores.gradient_statistics(per_episode)
-        self.logger.record("train/grad_variance", stats["grad_variance"])
-        self.logger.record("train/grad_snr", stats["grad_snr"])
-        mean = per_episode.mean(dim=0)
-        if self._previous_mean_gradient is not None and len(self._previous_mean_gradient) == len(mean):
-            cosine = th.nn.functional.cosine_similarity(mean, self._previous_mean_gradient, dim=0)
-            self.logger.record("train/grad_cosine", float(cosine))
-        self._previous_mean_gradient = mean
-
-    def _gradient_step(self, loss: th.Tensor, name: str) -> float:
-        """Backward pass, gradient clipping and optimizer step; return the gradient norm before clipping."""
-        parameters = self._policy_parts().parameters
-        return gradient_step(self.policy.optimizer, parameters, loss, self.max_grad_norm, name, self._where())
 
     def learn(
         self: SelfREINFORCE,
@@ -870,55 +401,14 @@ class REINFORCE(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfREINFORCE:
-        with self._value_fit_worker():
-            return super().learn(
-                total_timesteps=total_timesteps,
-                callback=callback,
-                log_interval=log_interval,
-                tb_log_name=tb_log_name,
-                reset_num_timesteps=reset_num_timesteps,
-                progress_bar=progress_bar,
-            )
-
-    # A callback may save or set the parameters during a rollout: the value regression in progress ends first.
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self._finish_value_fit()
-        super().save(*args, **kwargs)
-
-    def get_parameters(self) -> dict[str, dict]:
-        self._finish_value_fit()
-        return super().get_parameters()
-
-    def set_parameters(self, *args: Any, **kwargs: Any) -> None:
-        self._finish_value_fit()
-        super().set_parameters(*args, **kwargs)
-
-
-def _explained_variance(predicted: np.ndarray, targets: np.ndarray) -> float | None:
-    """SB3's explained variance of a baseline, or None for fewer than two samples."""
-    return float(explained_variance(predicted, targets)) if len(targets) > 1 else None
-
-
-def _with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[str, Any]:
-    """
-    The policy kwargs with SB3's default optimizer (Adam, ``eps=1e-5``) in its fused implementation, when the
-    optimizer was left to its default: one kernel for all parameters instead of a loop over them, which matters for
-    the many small steps of REINFORCE (one policy step and ``n_value_epochs`` value steps per batch). The same
-    algorithm; results differ from the loop implementation only by floating-point rounding.
-    """
-    optimizer_class = policy_kwargs.get("optimizer_class", th.optim.Adam)
-    if optimizer_class is not th.optim.Adam or "optimizer_kwargs" in policy_kwargs or device.type not in ("cpu", "cuda"):
-        return policy_kwargs
-    return {**policy_kwargs, "optimizer_kwargs": {"eps": 1e-5, "fused": True}}
-
-
-def _finite_rows(obs: np.ndarray) -> np.ndarray:
-    """Whether each (row, env) observation of a time-major ``(rows, n_envs, ...)`` array is finite (also for 0 rows)."""
-    return np.isfinite(obs).all(axis=tuple(range(2, obs.ndim)))
-
-
-def _is_float_space(space: spaces.Space) -> bool:
-    return isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating)  # type: ignore[arg-type]
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
 
 def _has_image(space: spaces.Space) -> bool:
@@ -927,49 +417,46 @@ def _has_image(space: spaces.Space) -> bool:
     return is_image_space(space)
 
 
-def _stack_observations(observations: tuple[Any, ...]) -> Observations:
-    """Stack single-env observations (arrays or dicts of arrays) into a batch."""
-    if isinstance(observations[0], dict):
-        return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
-    return np.stack(observations)
-
-
 def _check_arguments(**kwargs: Any) -> None:
     """Raise ValueError, naming the argument, the value and what is allowed, for every invalid argument."""
 
     def fail(name: str, allowed: str) -> None:
         raise ValueError(f"Invalid {name}={kwargs[name]!r}: allowed values are {allowed}.")
 
-    if kwargs["return_estimator"] not in RETURN_ESTIMATORS:
-        fail("return_estimator", ", ".join(repr(v) for v in RETURN_ESTIMATORS))
-    if kwargs["baseline"] not in BASELINES:
-        fail("baseline", ", ".join(repr(v) for v in BASELINES))
+    def is_real(value: Any) -> bool:  # Python and NumPy numbers, not bool
+        return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+    for name, registry in (("return_estimator", RETURN_ESTIMATORS), ("baseline", BASELINES)):
+        if kwargs[name] not in registry:
+            fail(name, ", ".join(repr(v) for v in registry))
     if kwargs["batch_mode"] not in BATCH_MODES:
         fail("batch_mode", ", ".join(repr(v) for v in BATCH_MODES))
-    if kwargs["return_estimator"] == "gae" and kwargs["baseline"] != "value":
+    if RETURN_ESTIMATORS[kwargs["return_estimator"]].needs_value_function and kwargs["baseline"] != "value":
         raise ValueError(
-            f"return_estimator='gae' needs the learned value function, but baseline={kwargs['baseline']!r}: "
-            "use baseline='value' with 'gae', or return_estimator 'total' or 'reward_to_go'."
+            f"return_estimator={kwargs['return_estimator']!r} needs the learned value function, but "
+            f"baseline={kwargs['baseline']!r}: use baseline='value' with it, or return_estimator 'total' or 'reward_to_go'."
         )
     for name in ("gamma", "gae_lambda"):
-        if not isinstance(kwargs[name], int | float) or not 0.0 <= kwargs[name] <= 1.0:
+        if not is_real(kwargs[name]) or not 0.0 <= kwargs[name] <= 1.0:
             fail(name, "numbers in [0, 1]")
     for name in ("n_steps", "n_episodes"):
-        if not isinstance(kwargs[name], int | np.integer) or isinstance(kwargs[name], bool) or kwargs[name] <= 0:
+        if not is_int(kwargs[name]) or kwargs[name] <= 0:
             fail(name, "positive integers")
-    value = kwargs["n_value_epochs"]
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 0:
+    if not is_int(kwargs["n_value_epochs"]) or kwargs["n_value_epochs"] < 0:
         fail("n_value_epochs", "non-negative integers")
-    for name in ("discount_score", "log_grad_stats", "overlap_value_fit"):
-        if not isinstance(kwargs[name], bool):
+    for name in ("discount_score", "normalize_advantage"):
+        if not isinstance(kwargs[name], bool | np.bool_):
             fail(name, "True, False")
     for name in ("ent_coef", "vf_coef"):
-        if not isinstance(kwargs[name], int | float) or not np.isfinite(kwargs[name]) or kwargs[name] < 0:
+        if not is_real(kwargs[name]) or not np.isfinite(kwargs[name]) or kwargs[name] < 0:
             fail(name, "finite numbers >= 0")
-    if not isinstance(kwargs["max_grad_norm"], int | float) or not kwargs["max_grad_norm"] > 0:
+    if not is_real(kwargs["max_grad_norm"]) or not kwargs["max_grad_norm"] > 0:
         fail("max_grad_norm", "numbers > 0 (float('inf') disables clipping)")
     lr = kwargs["learning_rate"]
-    if not callable(lr) and (not isinstance(lr, int | float) or not np.isfinite(lr) or lr <= 0):
+    if not callable(lr) and (not is_real(lr) or not np.isfinite(lr) or lr <= 0):
         fail("learning_rate", "finite numbers > 0 or a schedule (callable)")
     buffer_class = kwargs["rollout_buffer_class"]
     if buffer_class is not None and not (isinstance(buffer_class, type) and issubclass(buffer_class, ReinforceRolloutBuffer)):
