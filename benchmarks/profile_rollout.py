@@ -2,18 +2,15 @@
 Where REINFORCE's time goes: cProfile of ``learn()`` on CartPole-v1 with its zoo entry (8 envs), for one row of
 ``throughput.py`` (a baseline and a batch mode, at a fixed policy), grouped by component.
 
-    python benchmarks/profile_rollout.py --baseline None --batch-mode episodes --steps 40000
-    python benchmarks/profile_rollout.py --baseline value --batch-mode steps --steps 40000
+    python -m benchmarks.profile_rollout --baseline None --batch-mode episodes --steps 40000
+    python -m benchmarks.profile_rollout --baseline value --batch-mode steps --steps 40000
 """
 
 import argparse
 import cProfile
 import pstats
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import build
+from benchmarks.throughput import build
 
 # (label, function-name fragments whose cumulative time is reported)
 COMPONENTS = [

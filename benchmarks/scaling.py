@@ -2,7 +2,7 @@
 How REINFORCE's cost grows with the work: time per update (rollout and update separately) against the batch size,
 the episode length and the number of envs, and memory across updates.
 
-    python benchmarks/scaling.py --out docs/results/scaling.csv
+    python -m benchmarks.scaling --out docs/results/scaling.csv
 
 - batch size: CartPole-v1, 8 envs, ``batch_mode="steps"``, batches of 1k to 64k steps;
 - episode length: Pendulum-v1 (never terminates) with ``max_episode_steps`` from 100 to 10,000, whole-episode
@@ -17,18 +17,14 @@ import csv
 import datetime
 import os
 import resource
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cartpole import machine_description
-
+from benchmarks.cartpole import machine_description
 from sb3_reinforce import REINFORCE
 
 

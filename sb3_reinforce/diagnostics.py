@@ -49,7 +49,9 @@ class EpisodeSample:
 
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of each episode."""
-        return np.bincount(self.episode_ids, weights=self.flat(self.buffer.rewards[: self.buffer.pos]), minlength=self.n_episodes)
+        return np.bincount(
+            self.episode_ids, weights=self.flat(self.buffer.rewards[: self.buffer.pos]), minlength=self.n_episodes
+        )
 
 
 def collect_episodes(model: REINFORCE, n_episodes: int) -> EpisodeSample:

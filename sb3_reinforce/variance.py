@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
-from torch.nn import functional as F
 
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
@@ -62,7 +61,9 @@ def _returns(model: REINFORCE, sample: EpisodeSample, gamma: float, gae_lambda: 
     values = np.zeros_like(rewards)
     values[sample.rows, sample.envs] = _values(model, sample)
     arrays = ret.RolloutArrays(rewards, dones, k, ret.reward_to_go(rewards, dones, None, gamma), values, None, zeros)
-    psi = {name: sample.flat(estimator(gamma, gae_lambda).estimate(arrays)) for name, estimator in ret.RETURN_ESTIMATORS.items()}
+    psi = {
+        name: sample.flat(estimator(gamma, gae_lambda).estimate(arrays)) for name, estimator in ret.RETURN_ESTIMATORS.items()
+    }
     psi["gae"] = psi["gae"] - sample.flat(values)  # GAE's advantage A_t = TD(lambda) return - V(s_t)
     return _Returns(psi=psi, timesteps=sample.flat(k))
 
@@ -125,7 +126,9 @@ def run_study(
         if baseline == "value":
             return psi - _values(model, sample)
         if baseline == "linear":
-            return psi - LinearFeatureBaseline.features(_flat_observations(model, sample), returns.timesteps) @ linear[estimator]
+            return (
+                psi - LinearFeatureBaseline.features(_flat_observations(model, sample), returns.timesteps) @ linear[estimator]
+            )
         return psi - constants[(estimator, baseline)]
 
     reference_sample = collect_episodes(model, n_reference)

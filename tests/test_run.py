@@ -15,6 +15,7 @@ from stable_baselines3.common.utils import safe_mean
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
 from sb3_reinforce import REINFORCE
+from sb3_reinforce.common.callbacks import GradientStatsCallback
 
 
 @pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
@@ -115,8 +116,10 @@ def test_different_seeds_differ():
     assert not th.allclose(results[0], results[1])
 
 
-def test_progress_bar():
-    REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64).learn(256, progress_bar=True)
+def test_progress_bar(capsys):
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64).learn(256, progress_bar=True)
+    assert model.num_timesteps == 256
+    assert "256/256" in capsys.readouterr().out  # the bar's final count
 
 
 def test_tensorboard_logs(tmp_path):
@@ -277,12 +280,44 @@ def test_non_finite_dict_observation_is_named():
         REINFORCE("MultiInputPolicy", env, n_steps=16).learn(1000)
 
 
-def test_non_finite_loss_stops_training():
-    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=32, seed=0)
-    with th.no_grad():
-        model.policy.action_net.weight.fill_(float("nan"))
-    with pytest.raises((FloatingPointError, ValueError)):
+class HugeRewardEnv(gym.Env):
+    """Finite float32 rewards of 3e38, whose returns overflow float32 in the loss."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), 3e38, self.t >= 4, False, {}
+
+
+@pytest.mark.parametrize("baseline", [None, "value"])
+def test_non_finite_loss_stops_training(baseline):
+    model = REINFORCE("MlpPolicy", HugeRewardEnv(), n_steps=8, baseline=baseline, seed=0)
+    with pytest.raises(FloatingPointError, match=r"The loss is (nan|inf)"):
         model.learn(64)
+
+
+def test_learn_leaves_the_process_as_it_found_it():
+    """No thread-count change, no child process, no global torch setting left changed."""
+    import multiprocessing
+
+    threads, validate = th.get_num_threads(), th.distributions.Distribution._validate_args
+    children = set(os.listdir(f"/proc/{os.getpid()}/task")) if os.path.exists("/proc") else set()
+    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), n_steps=64, baseline="optimal", seed=0)
+    model.learn(512, callback=GradientStatsCallback())
+    assert th.get_num_threads() == threads
+    assert th.distributions.Distribution._validate_args == validate
+    assert th.is_grad_enabled()
+    assert not multiprocessing.active_children()
+    if children:  # no thread left running either (torch's own pool threads may start; none of ours)
+        assert not [name for name in (set(os.listdir(f"/proc/{os.getpid()}/task")) - children)
+                    if "sb3" in open(f"/proc/{os.getpid()}/task/{name}/comm").read()]  # fmt: skip
 
 
 def test_learning_rate_schedule():
@@ -299,7 +334,9 @@ def test_episodes_mode_logs_discarded_fraction():
 
         def _on_rollout_end(self) -> None:
             buffer = self.model.rollout_buffer
-            seen.append((self.logger.name_to_value["rollout/discarded_steps"], buffer.valid.mean(), buffer.episodes(buffer.valid)[3]))
+            seen.append(
+                (self.logger.name_to_value["rollout/discarded_steps"], buffer.valid.mean(), buffer.episodes(buffer.valid)[3])
+            )
 
     seen: list[tuple[float, float, int]] = []
     model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4), batch_mode="episodes", n_episodes=6, seed=0)

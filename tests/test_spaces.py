@@ -16,6 +16,19 @@ from stable_baselines3.common.envs import (
 )
 
 from sb3_reinforce import REINFORCE
+from sb3_reinforce.common.scores import parameters_used_by
+
+
+def learn_and_check(model: REINFORCE, steps: int) -> REINFORCE:
+    """learn(), then check that updates were made and that every parameter log pi depends on moved."""
+    actor = set(parameters_used_by(model.policy, "actor"))
+    before = {name: p.detach().clone() for name, p in model.policy.named_parameters() if name in actor}
+    model.learn(steps)
+    assert model._n_updates > 0
+    for name, param in model.policy.named_parameters():
+        if name in before:
+            assert not th.equal(before[name], param.detach()), f"{name} did not move"
+    return model
 
 
 class DiscreteObsEnv(gym.Env):
@@ -50,7 +63,7 @@ ACTION_ENVS = {
 def test_action_spaces(action_space, baseline, batch_mode):
     env = make_vec_env(ACTION_ENVS[action_space], n_envs=2, seed=0)
     model = REINFORCE("MlpPolicy", env, n_steps=16, n_episodes=3, batch_mode=batch_mode, baseline=baseline, seed=0)
-    model.learn(200)
+    learn_and_check(model, 200)
     obs = env.reset()
     action, _ = model.predict(obs, deterministic=True)
     assert env.action_space.contains(action[0])
@@ -58,14 +71,17 @@ def test_action_spaces(action_space, baseline, batch_mode):
 
 @pytest.mark.parametrize("baseline", [None, "value", "linear"])
 def test_discrete_observations(baseline):
-    model = REINFORCE("MlpPolicy", DiscreteObsEnv(), n_steps=16, baseline=baseline, seed=0).learn(100)
+    model = learn_and_check(REINFORCE("MlpPolicy", DiscreteObsEnv(), n_steps=16, baseline=baseline, seed=0), 100)
     assert model.predict(0)[0] in (0, 1)
 
 
-@pytest.mark.parametrize("baseline", [None, "value", "mean"])
+@pytest.mark.parametrize("baseline", [None, "value", "mean", "optimal"])
 @pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
 def test_image_observations_cnn(baseline, batch_mode):
-    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    """Every parameter of a CNN policy, its features extractor included, moves under every baseline."""
+    # Reward 1 per step and episodes of 6 steps, so that Psi_t varies and every update has a gradient
+    image_env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    env = gym.wrappers.TimeLimit(gym.wrappers.TransformReward(image_env, lambda r: 1.0), max_episode_steps=6)
     model = REINFORCE(
         "CnnPolicy",
         env,
@@ -76,7 +92,7 @@ def test_image_observations_cnn(baseline, batch_mode):
         policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)),
         seed=0,
     )
-    model.learn(32)
+    learn_and_check(model, 48)
     assert model.rollout_buffer.observations.dtype == np.uint8  # type: ignore[union-attr]
 
 
@@ -105,25 +121,25 @@ class VectorDictEnv(gym.Env):
 def test_dict_observations(baseline, batch_mode):
     env = VectorDictEnv()
     model = REINFORCE("MultiInputPolicy", env, n_steps=16, n_episodes=2, batch_mode=batch_mode, baseline=baseline, seed=0)
-    model.learn(64)
+    learn_and_check(model, 64)
     obs, _ = env.reset()
-    model.predict(obs)
+    assert env.action_space.contains(int(model.predict(obs)[0]))
 
 
 @pytest.mark.parametrize("baseline", [None, "value"])
 @pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
 def test_dict_observations_with_image(baseline, batch_mode):
-    env = SimpleMultiObsEnv(random_start=True)
+    env = gym.wrappers.TimeLimit(SimpleMultiObsEnv(random_start=True), max_episode_steps=10)
     model = REINFORCE("MultiInputPolicy", env, n_steps=16, n_episodes=2, batch_mode=batch_mode, baseline=baseline, seed=0)
-    model.learn(64)
+    learn_and_check(model, 64)
     obs, _ = env.reset()
-    model.predict(obs)
+    assert env.action_space.contains(int(model.predict(obs)[0]))
 
 
 @pytest.mark.parametrize("use_sde", [False, True])
 def test_continuous_gsde(use_sde):
-    model = REINFORCE("MlpPolicy", "Pendulum-v1", n_steps=32, use_sde=use_sde, sde_sample_freq=4, seed=0).learn(128)
-    assert "train/std" in model.logger.name_to_value or model.num_timesteps >= 128
+    model = learn_and_check(REINFORCE("MlpPolicy", "Pendulum-v1", n_steps=32, use_sde=use_sde, sde_sample_freq=4, seed=0), 128)
+    assert model.logger.name_to_value["train/std"] > 0
 
 
 @pytest.mark.parametrize("squash_output", [False, True])

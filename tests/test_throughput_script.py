@@ -1,16 +1,11 @@
 """The measurement machinery of benchmarks/throughput.py: recorded policies, the replayed limit loop, paired medians."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
+from benchmarks import throughput
 from sb3_reinforce import REINFORCE
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import throughput
 
 
 @pytest.mark.parametrize("batch_mode", ["steps", "episodes"])

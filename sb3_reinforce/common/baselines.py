@@ -16,7 +16,6 @@ Every baseline has the same two methods, called once per batch:
 Adding a baseline: a subclass and a line in :data:`BASELINES`.
 """
 
-from abc import ABC
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from sb3_reinforce.reinforce.reinforce import REINFORCE
 
 
-class Baseline(ABC):
+class Baseline:
     """``b_t = 0`` (``baseline=None``): the plain estimator."""
 
     # Whether the baseline is the policy's learned value head (evaluated after each rollout, and bootstrapped from).
@@ -105,13 +104,12 @@ class OptimalConstantBaseline(ConstantBaseline):
         if len(batch.psi) == 0:
             return {}
         weights = th.ones_like(batch.advantages) if batch.score_weights is None else batch.score_weights
-        weighted, episode_scores = (
-            scores.flatten(g)
-            for g in scores.episode_gradients(
-                model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
-                batch.n_episodes,
-            )  # fmt: skip
-        )
+        # Per-episode G_i = sum_t w_t s_t Psi_t and S_i = sum_t w_t s_t
+        per_episode = scores.episode_gradients(
+            model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
+            batch.n_episodes,
+        )  # fmt: skip
+        weighted, episode_scores = (scores.flatten(g) for g in per_episode)
         value = self.optimal_constant(weighted, episode_scores)
         if value is not None:
             self.value = value

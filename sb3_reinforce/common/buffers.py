@@ -6,12 +6,11 @@ and the steps that enter the loss, from the equations of :mod:`sb3_reinforce.com
 
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from stable_baselines3.common.policies import ActorCriticPolicy
-
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import get_device, obs_as_tensor
@@ -249,7 +248,9 @@ class ReinforceRolloutBuffer(BaseBuffer):
         bad = ~np.isfinite(self.rewards[:n])
         if bad.any():
             row, env = (int(i) for i in np.argwhere(bad)[0])
-            problems.append((row, f"Env {env} returned a non-finite reward ({self.rewards[row, env]}) at step {row} of the rollout."))
+            problems.append(
+                (row, f"Env {env} returned a non-finite reward ({self.rewards[row, env]}) at step {row} of the rollout.")
+            )
         for key in self.float_obs_keys:
             stored = self.observations[key] if isinstance(self.observations, dict) else self.observations
             last = last_obs[key] if isinstance(last_obs, dict) else last_obs
@@ -304,9 +305,9 @@ class ReinforceRolloutBuffer(BaseBuffer):
                 values = predict_values(policy, self.stored_observations()).reshape(n, self.n_envs)
                 last_values = predict_values(policy, last_obs)
             if self.truncations:
-                rows, envs, terminal = zip(*self.truncations, strict=True)
+                cut_rows, cut_envs, terminal = zip(*self.truncations, strict=True)
                 rewards = rewards.copy()
-                rewards[list(rows), list(envs)] += gamma * predict_values(policy, _stack(list(terminal)))
+                rewards[list(cut_rows), list(cut_envs)] += gamma * predict_values(policy, _stack(list(terminal)))
 
         timesteps = ret.episode_timesteps(dones, self.episode_start_steps)
         returns_to_go = ret.reward_to_go(rewards, dones, last_values, gamma)

@@ -29,7 +29,7 @@ class GradientStatsCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        buffer = self.model.rollout_buffer
+        buffer = getattr(self.model, "rollout_buffer", None)
         if not isinstance(buffer, ReinforceRolloutBuffer):
             raise TypeError(f"GradientStatsCallback needs a REINFORCE model, not {type(self.model).__name__}.")
         batch = buffer.get_batch()
@@ -37,7 +37,12 @@ class GradientStatsCallback(BaseCallback):
             return
         weights = batch.policy_weights(self.model.normalize_advantage)  # type: ignore[attr-defined]
         (per_episode,) = scores.episode_gradients(
-            self.model.policy, batch.observations, batch.actions, [weights], batch.episode_ids, batch.n_episodes  # type: ignore[arg-type]
+            self.model.policy,  # type: ignore[arg-type]
+            batch.observations,
+            batch.actions,
+            [weights],
+            batch.episode_ids,
+            batch.n_episodes,  # type: ignore[arg-type]
         )
         flat = scores.flatten(per_episode)
         stats = scores.gradient_statistics(flat)

@@ -2,8 +2,9 @@
 Per-step score functions ``grad_theta log pi(a_t|s_t)`` and per-episode gradient estimates, vectorised with
 ``torch.func`` (one ``vmap`` of ``grad`` per chunk of steps, never one backward pass per step).
 
-The per-episode gradient estimate (Williams, 1992; Seita, 2017) is ``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``:
-a sum over the episode's steps, so that the mean of ``g_i`` over episodes estimates the policy gradient.
+The per-episode gradient estimate (Williams, 1992; Seita, 2017) is
+``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``: a sum over the episode's steps, so that
+the mean of ``g_i`` over episodes estimates the policy gradient.
 """
 
 import copy

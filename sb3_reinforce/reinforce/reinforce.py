@@ -211,8 +211,8 @@ class REINFORCE(OnPolicyAlgorithm):
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
 
-        buffer_class = self.rollout_buffer_class or ReinforceRolloutBuffer
-        self.rollout_buffer = buffer_class(  # type: ignore[assignment]
+        buffer_class: type[ReinforceRolloutBuffer] = self.rollout_buffer_class or ReinforceRolloutBuffer  # type: ignore[assignment]
+        self.rollout_buffer = buffer_class(
             self.n_steps,
             self.observation_space,
             self.action_space,
@@ -312,7 +312,11 @@ class REINFORCE(OnPolicyAlgorithm):
 
         rollout_buffer.check_finite(self._last_obs)  # type: ignore[arg-type]
         rollout_buffer.compute_returns_and_advantage(
-            self.estimator, self.fitted_baseline, self.policy, self._last_obs, self.discount_score  # type: ignore[arg-type]
+            self.estimator,
+            self.fitted_baseline,
+            self.policy,
+            self._last_obs,
+            self.discount_score,  # type: ignore[arg-type]
         )
         self.logger.record("rollout/discarded_steps", 1.0 - float(rollout_buffer.valid.mean()))
 
