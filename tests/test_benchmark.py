@@ -14,6 +14,7 @@ from scipy import stats
 
 from sb3_reinforce import benchmark
 from sb3_reinforce.benchmark import AlgoSpec, RunSpec
+from sb3_reinforce.benchmark import cli as benchmark_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,11 +46,9 @@ def test_run_command_is_the_zoo_train_command():
 
 def test_commands_are_reported_as_a_shell_reads_them():
     for argument in ["plain", "reinforce:baseline='mean'", "a b", 'it\'s "x"', "$HOME"]:
-        assert (
-            subprocess.run(f"printf %s {benchmark._shell_quote(argument)}", shell=True, capture_output=True, text=True).stdout
-            == argument
-        )
-    assert benchmark._shell_quote("reinforce:baseline='mean'") == "\"reinforce:baseline='mean'\""
+        quoted = benchmark_cli._shell_quote(argument)
+        assert subprocess.run(f"printf %s {quoted}", shell=True, capture_output=True, text=True).stdout == argument
+    assert benchmark_cli._shell_quote("reinforce:baseline='mean'") == "\"reinforce:baseline='mean'\""
 
 
 def test_statistics_match_their_definitions():
@@ -138,19 +137,19 @@ def test_variants_are_checked_as_the_zoo_preprocesses_them():
         AlgoSpec.parse("reinforce:learning_rate='lin_1e-3',policy_kwargs='dict(net_arch=[8])',n_envs=4"),
         AlgoSpec.parse("a2c"),
     ]
-    benchmark._check_algos(specs, ["CartPole-v1"], {})  # a schedule string, a policy_kwargs string and a zoo key are valid
+    benchmark_cli._check_algos(specs, ["CartPole-v1"], {})  # a schedule string, a policy_kwargs string and a zoo key are valid
     with pytest.raises(ValueError, match="learning_rate"):
-        benchmark._check_algos([AlgoSpec.parse("reinforce:learning_rate=-1.0")], ["CartPole-v1"], {})
+        benchmark_cli._check_algos([AlgoSpec.parse("reinforce:learning_rate=-1.0")], ["CartPole-v1"], {})
 
 
 def test_aliases_zoo_configs_of_older_env_versions(tmp_path):
-    path = benchmark.zoo_configs_with_aliases("ppo", ["HalfCheetah-v5", "CartPole-v1"], tmp_path)
+    path = benchmark_cli.zoo_configs_with_aliases("ppo", ["HalfCheetah-v5", "CartPole-v1"], tmp_path)
     assert path is not None
     import yaml
 
     config = yaml.safe_load(Path(path).read_text())
     assert config["HalfCheetah-v5"] == config["HalfCheetah-v4"]
-    assert benchmark.zoo_configs_with_aliases("ppo", ["CartPole-v1"], tmp_path / "none") is None
+    assert benchmark_cli.zoo_configs_with_aliases("ppo", ["CartPole-v1"], tmp_path / "none") is None
 
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:

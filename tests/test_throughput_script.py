@@ -52,15 +52,3 @@ def test_frozen_model_does_not_learn():
     before = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
     throughput.learn_rate(model, 256)
     assert th.equal(before, th.nn.utils.parameters_to_vector(model.policy.parameters()).detach())
-
-
-def test_critic_flops_count_the_products_of_a_regression_pass():
-    """update_cost.py's FLOP count: forward and weight gradients of every critic layer, input gradients but the first's."""
-    import update_cost
-
-    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0),
-                      policy_kwargs=dict(net_arch=dict(pi=[8], vf=[16, 32])), seed=0)  # fmt: skip
-    flops, largest = update_cost.critic_flops(model, 10)
-    sizes = [4 * 16, 16 * 32, 32 * 1]  # CartPole: 4 observations -> 16 -> 32 -> V
-    assert flops == 2 * 10 * (sum(sizes) + sum(sizes) + sizes[1] + sizes[2])
-    assert largest == (16, 32)
