@@ -62,6 +62,5 @@ cp -rn "$OUT/cartpole_value_epochs/runs/reinforce" "$OUT/cartpole_fewer_value_ep
 $B --envs CartPole-v1 --algos reinforce "reinforce:n_value_epochs=5,learning_rate=0.02" --seeds 15 --jobs 2 \
     --out "$OUT/cartpole_value_epochs_confirm"
 
-# The CartPole-v1 entry with the value regression in a worker process (overlap_value_fit, its setting) against the
-# same entry with it in process (docs/performance.md)
-$B --envs CartPole-v1 --algos reinforce "reinforce:overlap_value_fit=False" --seeds 5 --jobs 1 --out "$OUT/cartpole_overlap"
+# The CartPole-v1 entry after the core's redesign (docs/zoo.md, docs/benchmark.md)
+$B --envs CartPole-v1 --algos reinforce --seeds 5 --jobs 2 --out "$OUT/cartpole_redesign"

@@ -45,7 +45,7 @@ def main() -> None:
     profile.disable()
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     total = None
-    print(f"{'component':45s} {'seconds':>8s} {'share':>6s}")
+    print(f"{'component':55s} {'seconds':>8s} {'share':>6s}")
     for label, pattern in COMPONENTS:
         file_part, _, name_part = pattern.rpartition("*")
         seconds = sum(
@@ -54,7 +54,7 @@ def main() -> None:
             if f"({name})" == name_part and (not file_part or f"{filename.rsplit('/', 1)[-1]}:" == file_part)
         )
         total = total or seconds
-        print(f"{label:45s} {seconds:8.2f} {seconds / total:6.1%}")
+        print(f"{label:55s} {seconds:8.2f} {seconds / total:6.1%}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ All configs get 8 envs (the zoo's ``n_envs`` is overridden) so that every row st
 
 A row's ratio to the limit is the median over its pairs, so slow drifts of the machine's speed cancel in a pair.
 
-    python benchmarks/throughput.py --steps 30000 --train-steps 100000 --repeats 5 --out docs/results/throughput.csv
+    python -m benchmarks.throughput --envs CartPole-v1 --modes training --repeats 3 --out docs/results/throughput_cartpole.csv
 """
 
 import argparse
