@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 from stable_baselines3.common.envs import FakeImageEnv
 
@@ -58,3 +59,14 @@ def test_constant_baseline_with_normalisation_warns(baseline):
         warnings.simplefilter("always")
         REINFORCE("MlpPolicy", "CartPole-v1", baseline=baseline, normalize_advantage=False)
     assert not [w for w in caught if "normalize_advantage" in str(w.message)]
+
+
+def test_numpy_numbers_are_accepted():
+    """As A2C accepts them: NumPy floats and integers for every numeric argument."""
+    model = REINFORCE(
+        "MlpPolicy", "CartPole-v1", gamma=np.float32(0.99), learning_rate=np.float64(1e-3), ent_coef=np.float32(0.01),
+        gae_lambda=np.float32(0.9), n_steps=np.int64(32), n_value_epochs=np.int32(2), max_grad_norm=np.float32(1.0),
+        normalize_advantage=np.bool_(True),
+    )  # fmt: skip
+    model.learn(64)
+    assert model.num_timesteps == 64

@@ -154,3 +154,28 @@ def test_entropy_bonus_with_gsde(squash_output):
     assert np.isfinite(entropy_losses).all()
     assert th.isfinite(parameters[1]).all()
     assert not th.equal(parameters[0], parameters[1])  # the bonus changed the update
+
+
+class MatrixActionEnv(gym.Env):
+    """A Box action space of shape (2, 2): reward is minus the squared distance of the action to 0.5."""
+
+    observation_space = spaces.Box(-1, 1, (3,), np.float32)
+    action_space = spaces.Box(-1, 1, (2, 2), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        assert action.shape == (2, 2) and self.action_space.contains(action.astype(np.float32))
+        self.t += 1
+        return np.full(3, self.t / 5, np.float32), -float(((action - 0.5) ** 2).sum()), self.t >= 5, False, {}
+
+
+@pytest.mark.parametrize("baseline", [None, "value"])
+def test_matrix_box_actions(baseline):
+    """Actions are reshaped to the space's shape before clipping, as SB3's rollouts do."""
+    env = make_vec_env(MatrixActionEnv, n_envs=2, seed=0)
+    model = learn_and_check(REINFORCE("MlpPolicy", env, n_steps=10, baseline=baseline, seed=0), 100)
+    assert model.predict(np.zeros(3, np.float32))[0].shape == (2, 2)
