@@ -1,5 +1,6 @@
 """
-Plain-loop references of the seeds' estimators, written independently of ``sb3_reinforce.common.returns``:
+Plain-loop references of the policy-gradient estimators (Williams, 1992; Seita, 2017; Schulman et al., 2016),
+written independently of ``sb3_reinforce.common.returns``:
 one Python loop per episode and per step, no vectorisation, no recursion shared with the package.
 """
 
