@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.utils import obs_as_tensor
 
 from sb3_reinforce.common import scores
 from sb3_reinforce.common.buffers import ReinforceRolloutBuffer
@@ -41,11 +40,15 @@ class EpisodeSample:
         return array[self.rows, self.envs]
 
     def observations(self, device: th.device | str = "cpu") -> th.Tensor | dict[str, th.Tensor]:
-        return obs_as_tensor(self.buffer.observations_at(self.rows, self.envs), th.device(device))  # type: ignore[arg-type]
+        """The steps' observations, as tensors on ``device``."""
+        observations = self.buffer.get_batch().observations
+        if isinstance(observations, dict):
+            return {key: value.to(device) for key, value in observations.items()}
+        return observations.to(device)
 
     def actions(self, device: th.device | str = "cpu") -> th.Tensor:
-        batch = self.buffer.get_batch()
-        return batch.actions.to(device)
+        """The steps' actions, in the form ``log_prob`` takes them, on ``device``."""
+        return self.buffer.get_batch().actions.to(device)
 
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of each episode."""

@@ -53,7 +53,10 @@ class Baseline:
 
 
 class ConstantBaseline(Baseline):
-    """A baseline that is the same number ``b`` for every step (0 until it is first fitted)."""
+    """
+    A baseline that is the same number ``b`` for every step (0 until it is first fitted): the reinforcement
+    baseline of Williams (1992), which may be any quantity that does not depend on the action.
+    """
 
     def __init__(self) -> None:
         self.value = 0.0

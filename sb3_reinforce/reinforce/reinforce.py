@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.common.baselines import BASELINES, Baseline, gradient_step
 from sb3_reinforce.common.buffers import ReinforceRolloutBuffer
-from sb3_reinforce.common.returns import RETURN_ESTIMATORS
+from sb3_reinforce.common.returns import RETURN_ESTIMATORS, ReturnEstimator
 from sb3_reinforce.common.utils import sample_actions
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
@@ -207,6 +207,11 @@ class REINFORCE(OnPolicyAlgorithm):
         """Whether the policy's value head is trained and evaluated (``baseline="value"``)."""
         return self.baseline == "value"
 
+    @property
+    def estimator(self) -> ReturnEstimator:
+        """The return estimator ``Psi_t`` (``return_estimator``), with the model's current ``gamma`` and ``gae_lambda``."""
+        return RETURN_ESTIMATORS[self.return_estimator](self.gamma, self.gae_lambda)
+
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
@@ -227,7 +232,6 @@ class REINFORCE(OnPolicyAlgorithm):
         self.policy = self.policy.to(self.device)
         self._maybe_recommend_cpu()
 
-        self.estimator = RETURN_ESTIMATORS[self.return_estimator](self.gamma, self.gae_lambda)
         # A loaded model brings its fitted baseline back (SB3's load restores attributes before this call).
         if self.fitted_baseline is None:
             self.fitted_baseline = BASELINES[self.baseline]()
