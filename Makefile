@@ -10,17 +10,26 @@ EXTRAS ?= tests,zoo,wandb,benchmark
 .PHONY: setup train test test-all lint format type check-codestyle commit-checks benchmark clean
 
 # The CPU build of torch goes in first, so that no dependency pulls the CUDA build.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check "torch==$(TORCH_VERSION)"
+	touch $@
+
+# Everything (tests, zoo, W&B, benchmark).
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(PIP) install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	touch $@
+
+# Only what training needs (the package, and tqdm and rich for the progress bar).
+$(VENV)/.installed-train: pyproject.toml $(VENV)/.torch
+	$(PIP) install --quiet --disable-pip-version-check -e ".[extra]"
 	touch $@
 
 setup: $(VENV)/.installed
 
 # Quick start 1/2: train REINFORCE on CartPole-v1 with its defaults and print the evaluation.
-train: setup
-	$(PY) benchmarks/cartpole.py --seeds 0 --timesteps 100000
+train: $(VENV)/.installed-train
+	$(PY) benchmarks/cartpole.py --seeds 0 --timesteps 100000 --progress-bar
 
 # Quick start 2/2: the test suite (slow tests are skipped; `make test-all` runs them too).
 test: setup

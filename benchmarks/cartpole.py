@@ -21,9 +21,11 @@ from sb3_reinforce import REINFORCE, __version__
 from sb3_reinforce.benchmark import machine_description
 
 
-def train_and_evaluate(seed: int, timesteps: int, eval_episodes: int, env_id: str) -> dict[str, Any]:
+def train_and_evaluate(
+    seed: int, timesteps: int, eval_episodes: int, env_id: str, progress_bar: bool = False
+) -> dict[str, Any]:
     start = time.perf_counter()
-    model = REINFORCE("MlpPolicy", env_id, seed=seed).learn(timesteps)
+    model = REINFORCE("MlpPolicy", env_id, seed=seed).learn(timesteps, progress_bar=progress_bar)
     train_seconds = time.perf_counter() - start
     eval_env = make_vec_env(env_id, n_envs=1, seed=10_000 + seed)
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True)
@@ -42,14 +44,17 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=475.0, help="evaluation mean that counts as solved")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", help="CSV file for the per-seed results")
+    parser.add_argument("--progress-bar", action="store_true", help="SB3's progress bar (runs the seeds one at a time)")
     args = parser.parse_args()
+    if args.progress_bar:
+        args.jobs = 1
 
     jobs = [(seed, args.timesteps, args.eval_episodes, args.env) for seed in args.seeds]
     if args.jobs > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
             results = pool.starmap(train_and_evaluate, jobs)
     else:
-        results = [train_and_evaluate(*job) for job in jobs]
+        results = [train_and_evaluate(*job, progress_bar=args.progress_bar) for job in jobs]
 
     date = datetime.date.today().isoformat()
     machine = machine_description()

@@ -17,8 +17,6 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from sb3_reinforce import zoo
-
 # command -> (module, function): imported on use, so that `train` does not need the plotting dependencies loaded.
 ZOO_COMMANDS = {
     "train": ("rl_zoo3.train", "train"),
@@ -30,14 +28,23 @@ ZOO_COMMANDS = {
 # The package's own commands.
 OWN_COMMANDS = {
     "variance": ("sb3_reinforce.variance", "main"),
-    "benchmark": ("sb3_reinforce.benchmark", "main"),
+    "benchmark": ("sb3_reinforce.benchmark.cli", "main"),
 }
 COMMANDS = {**ZOO_COMMANDS, **OWN_COMMANDS}
+# The extra that installs what each command needs
+EXTRAS = {**dict.fromkeys(ZOO_COMMANDS, "zoo"), "variance": "benchmark", "benchmark": "benchmark"}
 
 
 def _command(name: str) -> Callable[[], None]:
     module, function = COMMANDS[name]
     return getattr(importlib.import_module(module), function)
+
+
+def _missing_extra(command: str, error: ImportError) -> SystemExit:
+    return SystemExit(
+        f"sb3-reinforce {command} needs the '{EXTRAS[command]}' extra ({error}): "
+        f"pip install 'sb3-reinforce[{EXTRAS[command]}]'"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,15 +57,22 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         raise SystemExit(f"sb3-reinforce: unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
-    zoo.register()
-    if command == "train" and zoo.uses_default_config(rest):
-        rest += ["--conf-file", zoo.default_config_path()]
-    storage = zoo.option_value(rest, "--storage")
-    if command == "train" and storage is not None:
-        zoo.prepare_storage(storage)
+    try:
+        run = _command(command)
+        if command in ZOO_COMMANDS:
+            from sb3_reinforce import zoo
+    except ImportError as error:
+        raise _missing_extra(command, error) from None
+    if command in ZOO_COMMANDS:
+        zoo.register()
+        if command == "train" and zoo.uses_default_config(rest):
+            rest += ["--conf-file", zoo.default_config_path()]
+        storage = zoo.option_value(rest, "--storage")
+        if command == "train" and storage is not None:
+            zoo.prepare_storage(storage)
     # The commands parse sys.argv themselves.
     sys.argv = [f"sb3-reinforce {command}", *rest]
-    _command(command)()
+    run()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ during training, see :class:`sb3_reinforce.common.callbacks.GradientStatsCallbac
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch as th
@@ -57,7 +58,7 @@ class EpisodeSample:
         )
 
 
-def collect_episodes(model: REINFORCE, n_episodes: int) -> EpisodeSample:
+def collect_episodes(model: REINFORCE, n_episodes: int, progress_bar: bool = False) -> EpisodeSample:
     """
     Run the model's current (stochastic) policy on its env for ``n_episodes`` complete episodes, the first
     ``n_episodes`` to start, as in ``batch_mode="episodes"``, and compute the model's ``Psi_t`` and ``b_t`` on them.
@@ -67,6 +68,7 @@ def collect_episodes(model: REINFORCE, n_episodes: int) -> EpisodeSample:
 
     :param model: a REINFORCE model with an env
     :param n_episodes: number of complete episodes
+    :param progress_bar: show a progress bar of the finished episodes (tqdm, installed with the ``extra`` extra)
     """
     if not isinstance(n_episodes, int | np.integer) or isinstance(n_episodes, bool) or n_episodes <= 0:
         raise ValueError(f"Invalid n_episodes={n_episodes!r}: allowed values are positive integers.")
@@ -81,6 +83,7 @@ def collect_episodes(model: REINFORCE, n_episodes: int) -> EpisodeSample:
         max(64, model.n_steps), model.observation_space, model.action_space, device=model.device, n_envs=env.num_envs,
         n_episodes=n_episodes,
     )  # fmt: skip
+    bar = _progress_bar(n_episodes) if progress_bar else None
     model.policy.set_training_mode(False)
     try:
         obs = env.reset()
@@ -89,16 +92,28 @@ def collect_episodes(model: REINFORCE, n_episodes: int) -> EpisodeSample:
             new_obs, rewards, dones, infos = env.step(env_actions)
             buffer.add(obs, actions, rewards, dones, infos)  # type: ignore[arg-type]
             obs = new_obs
+            if bar is not None and dones.any():
+                bar.update(buffer.episodes_finished - bar.n)
         buffer.check_finite(obs)  # type: ignore[arg-type]
         assert model.fitted_baseline is not None
         buffer.compute_returns_and_advantage(model.estimator, model.fitted_baseline, model.policy, obs, model.discount_score)  # type: ignore[arg-type]
     finally:
+        if bar is not None:
+            bar.close()
         model.set_env(env)  # the env was reset: the model's next learn() starts from a reset too
         if vec_normalize is not None:
             vec_normalize.training = was_training
     rows, envs, ids, found = buffer.episodes(buffer.valid)
     assert found == n_episodes
     return EpisodeSample(buffer, rows, envs, ids, n_episodes)
+
+
+def _progress_bar(total: int) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError("progress_bar=True needs tqdm: pip install 'sb3-reinforce[extra]'") from None
+    return tqdm(total=total, unit="episode", desc="sampling episodes")
 
 
 def episode_gradients(model: REINFORCE, sample: EpisodeSample, weights: list[np.ndarray]) -> list[dict[str, th.Tensor]]:
@@ -110,7 +125,7 @@ def episode_gradients(model: REINFORCE, sample: EpisodeSample, weights: list[np.
     )  # fmt: skip
 
 
-def sample_gradients(model: REINFORCE, n_episodes: int) -> dict[str, th.Tensor]:
+def sample_gradients(model: REINFORCE, n_episodes: int, progress_bar: bool = False) -> dict[str, th.Tensor]:
     """
     One policy-gradient estimate per episode, ``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``.
 
@@ -120,10 +135,11 @@ def sample_gradients(model: REINFORCE, n_episodes: int) -> dict[str, th.Tensor]:
 
     :param model: a REINFORCE model with an env
     :param n_episodes: number of complete episodes
+    :param progress_bar: show a progress bar of the sampled episodes (tqdm)
     :return: for each parameter of ``model.policy.named_parameters()`` that the action distribution depends on, a
         tensor of shape ``(n_episodes, *param.shape)``
     """
-    sample = collect_episodes(model, n_episodes)
+    sample = collect_episodes(model, n_episodes, progress_bar)
     buffer = sample.buffer
     weights = buffer.advantages if buffer.score_weights is None else buffer.advantages * buffer.score_weights
     return episode_gradients(model, sample, [sample.flat(weights)])[0]

@@ -92,6 +92,7 @@ def run_study(
     gamma: float = 1.0,
     gae_lambda: float = 0.95,
     value_steps: int = 300,
+    progress_bar: bool = False,
 ) -> list[dict[str, Any]]:
     """
     Fit every baseline on ``n_fit`` episodes, measure every combination on ``n_episodes`` others, and compare with a
@@ -99,7 +100,7 @@ def run_study(
 
     :return: one row per (estimator, baseline)
     """
-    fit = collect_episodes(model, n_fit)
+    fit = collect_episodes(model, n_fit, progress_bar)
     fit_returns = _returns(model, fit, gamma, gae_lambda)
     _fit_value_head(model, fit, fit_returns.psi["reward_to_go"], value_steps)
     fit_returns = _returns(model, fit, gamma, gae_lambda)  # GAE with the fitted value head
@@ -131,14 +132,14 @@ def run_study(
             )
         return psi - constants[(estimator, baseline)]
 
-    reference_sample = collect_episodes(model, n_reference)
+    reference_sample = collect_episodes(model, n_reference, progress_bar)
     reference_returns = _returns(model, reference_sample, gamma, gae_lambda)
     (reference,) = episode_gradients(
         model, reference_sample, [weights(reference_sample, reference_returns, "reward_to_go", "value")]
     )
     reference_mean = scores.flatten(reference).mean(dim=0)
 
-    test = collect_episodes(model, n_episodes)
+    test = collect_episodes(model, n_episodes, progress_bar)
     test_returns = _returns(model, test, gamma, gae_lambda)
     per_combination = episode_gradients(model, test, [weights(test, test_returns, e, b) for e, b in COMBINATIONS])
     rows: list[dict[str, Any]] = []
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         policy = "random initial policy"
     model.set_random_seed(args.seed)
     rows = run_study(model, args.episodes, args.fit_episodes or args.episodes, args.reference_episodes or 5 * args.episodes,
-                     gamma=args.gamma, gae_lambda=args.gae_lambda)  # fmt: skip
+                     gamma=args.gamma, gae_lambda=args.gae_lambda, progress_bar=True)  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"variance_{args.env}")
     with open(stem + ".csv", "w", newline="") as file:

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import os
 import time
+from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -114,16 +115,33 @@ class ReinforceExperimentManager(ExperimentManager):
         wandb = _active_wandb()
         if wandb is None:
             return
-        candidates = [
+        # One wandb.save per pattern (W&B prints one line per call): the model, the zoo's parameter files (config.yml,
+        # args.yml, vecnormalize.pkl), and the Monitor episode logs
+        patterns = [
             Path(self.save_path) / f"{self.env_name}.zip",
-            Path(self.params_path) / "vecnormalize.pkl",
-            Path(self.params_path) / "config.yml",
-            Path(self.params_path) / "args.yml",
-            *Path(self.save_path).glob("*.monitor.csv"),
+            Path(self.params_path) / "*",
+            Path(self.save_path) / "*.monitor.csv",
         ]
-        for path in candidates:
-            if path.exists():
-                wandb.save(str(path), base_path=self.save_path, policy="now")
+        for pattern in patterns:
+            if any(Path(self.save_path).glob(str(pattern.relative_to(self.save_path)))):
+                wandb.save(str(pattern), base_path=self.save_path, policy="now")
+
+    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """
+        The zoo's, plus the Optuna study's hyperparameters when ``--storage`` and ``--study-name`` are given without
+        ``-optimize``: the trial ``--trial-id`` (0 included, which the zoo skips), or the best trial without it (the
+        zoo then loads none).
+        """
+        hyperparams, saved = super().read_hyperparameters()
+        zoo_loaded = self.storage and self.study_name and self.trial_id
+        if self.storage and self.study_name and not zoo_loaded and not self.optimize_hyperparameters:
+            trial = "the best trial" if self.trial_id is None else f"trial {self.trial_id}"
+            print(f"Loading {trial} of the Optuna study {self.study_name!r}")
+            hyperparams.update(self.load_trial(self.storage, self.study_name, self.trial_id))
+            if self.custom_hyperparams is not None:
+                hyperparams.update(self.custom_hyperparams)
+            saved = OrderedDict((key, hyperparams[key]) for key in sorted(hyperparams))
+        return hyperparams, saved
 
 
 def _active_wandb() -> Any:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common import returns as ret
@@ -165,8 +166,21 @@ def test_optimal_baseline_fit_matches_its_formula():
     assert model.fitted_baseline.value == pytest.approx((g * s).sum() / (s**2).sum(), rel=1e-4)  # type: ignore[union-attr]
 
 
-def test_vectorised_scores_match_a_per_step_loop():
-    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, seed=0).learn(128)
+class LinearExtractor(BaseFeaturesExtractor):
+    """A features extractor with parameters, shared by the actor and V (reached under three names in the policy)."""
+
+    def __init__(self, observation_space: gym.spaces.Box) -> None:
+        super().__init__(observation_space, features_dim=8)
+        self.net = th.nn.Linear(observation_space.shape[0], 8)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return th.tanh(self.net(observations))
+
+
+@pytest.mark.parametrize("policy_kwargs", [None, dict(features_extractor_class=LinearExtractor)])
+def test_vectorised_scores_match_a_per_step_loop(policy_kwargs):
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, policy_kwargs=policy_kwargs, seed=0).learn(128)
+    parameters = list(model.policy.parameters())
     sample = collect_episodes(model, 5)
     weights = np.random.default_rng(0).normal(size=len(sample.rows))
     (vectorised,) = episode_gradients(model, sample, [weights])
@@ -179,6 +193,7 @@ def test_vectorised_scores_match_a_per_step_loop():
             expected[name][sample.episode_ids[i]] += weights[i] * grad
     for name in vectorised:
         th.testing.assert_close(vectorised[name], expected[name], rtol=1e-4, atol=1e-5)
+    assert all(a is b for a, b in zip(parameters, model.policy.parameters(), strict=True))  # the policy's own, kept
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])

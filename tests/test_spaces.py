@@ -25,6 +25,9 @@ def learn_and_check(model: REINFORCE, steps: int) -> REINFORCE:
     before = {name: p.detach().clone() for name, p in model.policy.named_parameters() if name in actor}
     model.learn(steps)
     assert model._n_updates > 0
+    # The optimizer still holds the policy's own parameters (none was replaced by a copy)
+    optimized = {id(p) for group in model.policy.optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in model.policy.parameters()}
     for name, param in model.policy.named_parameters():
         if name in before:
             assert not th.equal(before[name], param.detach()), f"{name} did not move"

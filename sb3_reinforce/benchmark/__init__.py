@@ -30,7 +30,8 @@ The package: :mod:`~sb3_reinforce.benchmark.runner` (run specs, local and Ray ex
 :mod:`~sb3_reinforce.benchmark.report` (tables, plots, report) and :mod:`~sb3_reinforce.benchmark.cli` (the command).
 """
 
-from sb3_reinforce.benchmark.cli import main
+from typing import Any
+
 from sb3_reinforce.benchmark.runner import AlgoSpec, RunSpec, machine_description, run_one
 from sb3_reinforce.benchmark.statistics import aggregate, area_under_curve, steps_to_threshold, summarize, t_interval
 
@@ -46,3 +47,12 @@ __all__ = [
     "summarize",
     "t_interval",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``main`` is imported on use: the command needs PyYAML (the ``benchmark`` extra), the helpers above do not."""
+    if name == "main":
+        from sb3_reinforce.benchmark.cli import main
+
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -226,6 +226,16 @@ class ReinforceRolloutBuffer(BaseBuffer):
         self.pos += 1
         self.full = self.pos == self.buffer_size if self.n_episodes is None else not self._in_batch.any()
 
+    @property
+    def episodes_running(self) -> int:
+        """With ``n_episodes``: how many of the batch's episodes have not ended yet."""
+        return int(self._in_batch.sum()) if self.n_episodes is not None else 0
+
+    @property
+    def episodes_finished(self) -> int:
+        """With ``n_episodes``: how many of the batch's episodes have ended."""
+        return self._taken - self.episodes_running if self.n_episodes is not None else 0
+
     def observations_at(self, rows: np.ndarray, envs: np.ndarray) -> Observations:
         """Observations of the given (row, env) pairs, as one flat batch."""
         if isinstance(self.observations, dict):

@@ -42,14 +42,20 @@ class _LogProb(nn.Module):
 
 
 @contextmanager
-def _no_distribution_validation() -> Iterator[None]:
-    """torch.distributions' argument checks are data-dependent branches that vmap cannot trace."""
-    previous = th.distributions.Distribution._validate_args
+def _per_step_mode(policy: ActorCriticPolicy) -> Iterator[None]:
+    """
+    What ``vmap`` over single steps needs: the policy in eval mode (a BatchNorm layer in training mode would update
+    its statistics in place, and its batch statistics of one sample have no meaning), and no argument checks in
+    torch.distributions (data-dependent branches that vmap cannot trace). Both are restored after.
+    """
+    training, validate = policy.training, th.distributions.Distribution._validate_args
+    policy.set_training_mode(False)
     th.distributions.Distribution.set_default_validate_args(False)
     try:
         yield
     finally:
-        th.distributions.Distribution.set_default_validate_args(previous)
+        th.distributions.Distribution.set_default_validate_args(validate)
+        policy.set_training_mode(training)
 
 
 def parameters_used_by(policy: ActorCriticPolicy, part: str) -> list[str]:
@@ -58,14 +64,15 @@ def parameters_used_by(policy: ActorCriticPolicy, part: str) -> list[str]:
     ``V(s)`` (``part="value"``) depends on, found by differentiating it on a sample observation of a copy of the
     observation space and the distribution's mode (no random number generator of the model moves).
     """
-    obs, _ = policy.obs_to_tensor(copy.deepcopy(policy.observation_space).sample())
-    if part == "value":
-        output = policy.predict_values(obs).sum()  # type: ignore[arg-type]
-    elif part == "actor":
-        distribution = policy.get_distribution(obs)  # type: ignore[arg-type]
-        output = distribution.log_prob(distribution.get_actions(deterministic=True)).sum()
-    else:
+    if part not in ("actor", "value"):
         raise ValueError(f"Invalid part={part!r}: allowed values are 'actor', 'value'.")
+    obs, _ = policy.obs_to_tensor(copy.deepcopy(policy.observation_space).sample())
+    with _per_step_mode(policy):  # eval mode: no BatchNorm statistics move
+        if part == "value":
+            output = policy.predict_values(obs).sum()  # type: ignore[arg-type]
+        else:
+            distribution = policy.get_distribution(obs)  # type: ignore[arg-type]
+            output = distribution.log_prob(distribution.get_actions(deterministic=True)).sum()
     named = list(policy.named_parameters())
     grads = th.autograd.grad(output, [param for _, param in named], allow_unused=True)
     return [name for (name, _), grad in zip(named, grads, strict=True) if grad is not None]
@@ -101,13 +108,16 @@ def episode_gradients(
 
     def log_prob(p: dict[str, th.Tensor], o: PyTorchObs, a: th.Tensor) -> th.Tensor:
         one_obs = {k: v.unsqueeze(0) for k, v in o.items()} if isinstance(o, dict) else o.unsqueeze(0)
-        return functional_call(module, p, (one_obs, a.unsqueeze(0))).sum()
+        # tie_weights=False: a shared features extractor is reached under several names (features_extractor,
+        # pi_features_extractor, vf_features_extractor); swapping it under one name swaps the module they share, and
+        # tying would leave copies in the policy in place of the optimizer's parameters when the call ends.
+        return functional_call(module, p, (one_obs, a.unsqueeze(0)), tie_weights=False).sum()
 
     per_step_grad = vmap(grad(log_prob), in_dims=(None, 0, 0))
     preprocessed = preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
     sums = [{name: th.zeros((n_episodes, *parameters[name].shape), device=parameters[name].device) for name in names}
             for _ in weights]  # fmt: skip
-    with _no_distribution_validation():
+    with _per_step_mode(policy):
         for start in range(0, n_steps, SCORE_CHUNK):
             chunk = slice(start, start + SCORE_CHUNK)
             scores = per_step_grad(params, batch_slice(preprocessed, chunk), actions[chunk])

@@ -10,6 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
@@ -22,6 +23,8 @@ from sb3_reinforce.common.utils import sample_actions
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
 BATCH_MODES = ("steps", "episodes")
+# Saved attributes that name the on-policy algorithm that saved a file (for load's error message)
+_OTHER_ALGORITHMS = {"PPO": {"clip_range"}, "TRPO": {"cg_max_steps"}, "A2C": {"gae_lambda", "vf_coef"}}
 
 
 class REINFORCE(OnPolicyAlgorithm):
@@ -188,10 +191,11 @@ class REINFORCE(OnPolicyAlgorithm):
             )
         if self.env is not None:
             if normalize_advantage and batch_mode == "steps" and n_steps * self.n_envs == 1:
-                raise ValueError(
-                    f"normalize_advantage=True needs a batch of more than one step, but n_steps={n_steps} with "
-                    f"n_envs={self.n_envs} gives batches of one: use n_steps > 1, more envs, or "
-                    "normalize_advantage=False."
+                warnings.warn(
+                    f"normalize_advantage=True has no effect with n_steps={n_steps} and n_envs={self.n_envs}: a "
+                    "batch of one step cannot be normalised (its advantage is used as it is).",
+                    UserWarning,
+                    stacklevel=2,
                 )
             if baseline == "linear" and _has_image(self.observation_space):
                 raise ValueError(
@@ -286,6 +290,8 @@ class REINFORCE(OnPolicyAlgorithm):
 
         callback.on_rollout_start()
         n_steps = 0
+        # Whole-episode batches end with their episodes: bound the rollout for envs whose episodes never end
+        max_rollout_steps = max(10 * self._total_timesteps, 100_000) if self.batch_mode == "episodes" else np.inf
         while not rollout_buffer.full:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 # Sample a new noise matrix
@@ -313,6 +319,13 @@ class REINFORCE(OnPolicyAlgorithm):
             rollout_buffer.add(self._last_obs, actions, rewards, dones, infos)  # type: ignore[arg-type]
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
+            if n_steps * env.num_envs > max_rollout_steps:
+                raise RuntimeError(
+                    f"batch_mode='episodes': the rollout ran {n_steps * env.num_envs} steps, far past the budget of "
+                    f"{self._total_timesteps}, and {rollout_buffer.episodes_running} of its n_episodes="
+                    f"{self.n_episodes} episodes have not ended. Wrap the env in gymnasium's TimeLimit "
+                    "(max_episode_steps) or use batch_mode='steps'."
+                )
 
         rollout_buffer.check_finite(self._last_obs)  # type: ignore[arg-type]
         rollout_buffer.compute_returns_and_advantage(
@@ -400,6 +413,24 @@ class REINFORCE(OnPolicyAlgorithm):
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 
+    @classmethod
+    def load(cls: type[SelfREINFORCE], path: Any, *args: Any, **kwargs: Any) -> SelfREINFORCE:  # type: ignore[override]
+        """SB3's ``load``; a file saved by another algorithm gets a ValueError that names the file's class."""
+        try:
+            return super().load(path, *args, **kwargs)
+        except TypeError:
+            if hasattr(path, "seek"):
+                path.seek(0)
+            data, _, _ = load_from_zip_file(path, load_data=True, device="cpu")
+            if data is not None and "return_estimator" not in data:
+                policy = getattr(data.get("policy_class"), "__name__", "unknown")
+                saved_by = next((name for name, keys in _OTHER_ALGORITHMS.items() if keys <= data.keys()), "another algorithm")
+                raise ValueError(
+                    f"{path} was not saved by REINFORCE but by {saved_by} (policy {policy}, no return_estimator): "
+                    "load it with that algorithm's class."
+                ) from None
+            raise
+
     def learn(
         self: SelfREINFORCE,
         total_timesteps: int,
@@ -468,4 +499,9 @@ def _check_arguments(**kwargs: Any) -> None:
         fail("learning_rate", "finite numbers > 0 or a schedule (callable)")
     buffer_class = kwargs["rollout_buffer_class"]
     if buffer_class is not None and not (isinstance(buffer_class, type) and issubclass(buffer_class, ReinforceRolloutBuffer)):
-        fail("rollout_buffer_class", "None or a subclass of sb3_reinforce.common.buffers.ReinforceRolloutBuffer")
+        fail(
+            "rollout_buffer_class",
+            "None or a subclass of sb3_reinforce.common.buffers.ReinforceRolloutBuffer (REINFORCE's buffer computes "
+            "Psi_t, the baseline and the used steps of whole-episode and step batches, which SB3's RolloutBuffer does "
+            "not)",
+        )
