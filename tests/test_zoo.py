@@ -254,3 +254,35 @@ def test_cli_help_and_unknown_command(capsys):
         assert command in out
     with pytest.raises(SystemExit, match=r"unknown command 'trian'.*train"):
         main(["trian"])
+
+
+@pytest.mark.parametrize("trial_id", [None, 0, 1])
+def test_train_loads_the_studys_trial(tmp_path, trial_id):
+    """
+    `train --storage ... --study-name ...` loads the study's best trial, or trial --trial-id (0 included): the zoo itself
+    skips both (its check is `if trial_id:`).
+    """
+    import argparse
+
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    common = dict(return_estimator="reward_to_go", batch_mode="episodes", n_episodes=4, learning_rate=1e-3,
+                  one_minus_gamma=0.01, normalize_advantage=False, ent_coef=1e-4, max_grad_norm=0.5, net_arch="tiny",
+                  activation_fn="relu")  # fmt: skip
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    for baseline, value in (("linear", 100.0), ("mean", 300.0)):  # trial 1 is the best
+        params = {**common, "baseline": baseline}
+        distributions = {key: CategoricalDistribution([v]) for key, v in common.items()}
+        distributions["baseline"] = CategoricalDistribution(["linear", "mean"])
+        distributions["learning_rate"] = FloatDistribution(1e-5, 1.0)
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+    zoo.register()
+    manager = zoo.ReinforceExperimentManager(
+        argparse.Namespace(), "reinforce", "CartPole-v1", str(tmp_path), n_timesteps=1, eval_freq=-1, verbose=0,
+        config=zoo.default_config_path(), storage=storage, study_name="s", trial_id=trial_id,
+    )  # fmt: skip
+    hyperparams, saved = manager.read_hyperparameters()
+    expected = "linear" if trial_id == 0 else "mean"
+    assert hyperparams["baseline"] == saved["baseline"] == expected
+    assert hyperparams["n_episodes"] == 4 and hyperparams["normalize_advantage"] is False
