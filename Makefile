@@ -11,17 +11,20 @@ EXTRAS ?= tests,zoo,wandb,benchmark
 
 # The CPU build of torch goes in first, so that no dependency pulls the CUDA build.
 $(VENV)/.torch:
+	@echo "Creating $(VENV) with the CPU build of torch $(TORCH_VERSION)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check "torch==$(TORCH_VERSION)"
 	touch $@
 
 # Everything (tests, zoo, W&B, benchmark).
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	@echo "Installing the package with every extra and the test tools into $(VENV)..."
 	$(PIP) install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
 	touch $@
 
 # Only what training needs (the package, and tqdm and rich for the progress bar).
 $(VENV)/.installed-train: pyproject.toml $(VENV)/.torch
+	@echo "Installing the package (and the progress bar) into $(VENV)..."
 	$(PIP) install --quiet --disable-pip-version-check -e ".[extra]"
 	touch $@
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from sb3_reinforce import REINFORCE
-from tests.wandb_records import read_offline_run
 
 wandb = pytest.importorskip("wandb")
+from tests.wandb_records import read_offline_run  # noqa: E402  (needs wandb)
 
 REINFORCE_METRICS = [
     "train/policy_loss", "train/value_loss", "train/entropy_loss", "train/explained_variance", "train/approx_kl",
