@@ -32,7 +32,6 @@ from sb3_reinforce import REINFORCE
         (dict(learning_rate=0.0), r"learning_rate=0.0.*> 0"),
         (dict(learning_rate=float("inf")), r"learning_rate=inf"),
         (dict(rollout_buffer_class=dict), r"rollout_buffer_class=<class 'dict'>.*ReinforceRolloutBuffer"),
-        (dict(n_steps=1, normalize_advantage=True), r"normalize_advantage=True.*n_steps=1.*n_envs=1"),
     ],
 )
 def test_invalid_arguments_raise_before_training(kwargs, pattern):
