@@ -17,6 +17,7 @@ import numpy as np
 import torch as th
 
 from sb3_reinforce.common import scores
+from sb3_reinforce.common.baselines import subtract_parameter_baseline
 from sb3_reinforce.common.buffers import ReinforceRolloutBuffer
 from sb3_reinforce.common.utils import sample_actions
 from sb3_reinforce.reinforce.reinforce import REINFORCE
@@ -130,7 +131,8 @@ def sample_gradients(model: REINFORCE, n_episodes: int, progress_bar: bool = Fal
     One policy-gradient estimate per episode, ``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``.
 
     ``Psi_t``, ``b_t`` and ``w_t`` are the model's own (``return_estimator``, ``baseline`` as currently fitted,
-    ``gamma``, ``discount_score``), with no advantage normalisation; the gradient is of ``+J`` (ascent direction).
+    ``gamma``, ``discount_score``; a per-parameter baseline ``b`` gives ``g_i - b * S_i``, ``S_i`` the episode's
+    score), with no advantage normalisation; the gradient is of ``+J`` (ascent direction).
     The per-step gradients are computed with ``torch.func`` (vectorised), not one backward pass per step.
 
     :param model: a REINFORCE model with an env
@@ -141,8 +143,16 @@ def sample_gradients(model: REINFORCE, n_episodes: int, progress_bar: bool = Fal
     """
     sample = collect_episodes(model, n_episodes, progress_bar)
     buffer = sample.buffer
-    weights = buffer.advantages if buffer.score_weights is None else buffer.advantages * buffer.score_weights
-    return episode_gradients(model, sample, [sample.flat(weights)])[0]
+    score_weights = np.ones_like(buffer.advantages) if buffer.score_weights is None else buffer.score_weights
+    assert model.fitted_baseline is not None
+    constants = model.fitted_baseline.parameter_constants()
+    if constants is None:
+        return episode_gradients(model, sample, [sample.flat(buffer.advantages * score_weights)])[0]
+    # One constant per parameter: g_i = G_i - b * S_i
+    weighted, episode_scores = episode_gradients(
+        model, sample, [sample.flat(buffer.psi * score_weights), sample.flat(score_weights)]
+    )
+    return subtract_parameter_baseline(weighted, episode_scores, constants)
 
 
 def gradient_statistics(per_episode: dict[str, th.Tensor]) -> dict[str, float]:

@@ -17,6 +17,12 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
+from sb3_reinforce.common.baselines import (
+    LeaveOneOutBaseline,
+    OptimalBaseline,
+    OptimalConstantBaseline,
+    subtract_parameter_baseline,
+)
 from sb3_reinforce.common.callbacks import GradientStatsCallback
 from sb3_reinforce.diagnostics import collect_episodes, episode_gradients, gradient_statistics, sample_gradients
 
@@ -66,8 +72,8 @@ def exact_gradient(gamma: float) -> dict[str, th.Tensor]:
     return {"action_net.weight": g_weight.float(), "action_net.bias": g_bias.float()}
 
 
-def tabular_model(gamma: float, seed: int = 0, **kwargs) -> REINFORCE:
-    env = make_vec_env(TabularMDP, n_envs=16, seed=seed)
+def tabular_model(gamma: float, seed: int = 0, n_envs: int = 16, **kwargs) -> REINFORCE:
+    env = make_vec_env(TabularMDP, n_envs=n_envs, seed=seed)
     model = REINFORCE("MlpPolicy", env, gamma=gamma, policy_kwargs=dict(net_arch=[]), seed=seed, **kwargs)
     with th.no_grad():
         model.policy.action_net.weight.copy_(W)
@@ -124,7 +130,7 @@ def test_reward_to_go_without_discounted_score_is_biased():
 
 def test_optimal_baseline_variance_is_not_above_the_mean_baseline():
     """Both constants fitted on one set of episodes, the variance measured on another (same episodes for both)."""
-    model = tabular_model(gamma=1.0, return_estimator="reward_to_go", baseline="optimal")
+    model = tabular_model(gamma=1.0, return_estimator="reward_to_go", baseline="optimal_scalar", normalize_advantage=False)
     fit = collect_episodes(model, 5_000)
     psi = fit.flat(fit.buffer.psi)
     weighted, score = (scores.flatten(g).numpy() for g in episode_gradients(model, fit, [psi, np.ones_like(psi)]))
@@ -140,12 +146,107 @@ def test_optimal_baseline_variance_is_not_above_the_mean_baseline():
     assert var_optimal <= var_mean, (var_optimal, var_mean)
 
 
-def test_optimal_baseline_fit_matches_its_formula():
+LOO_BATCH = 4  # episodes per batch: small, where including an episode's own return would bias the estimate most
+LOO_ENVS = 2048
+
+
+def leave_one_out_batches(kwargs: dict, include_own: bool = False) -> dict[str, th.Tensor]:
     """
-    The baseline the algorithm fits is sum_i <G_i, S_i> / sum_i ||S_i||^2 over the batch's episodes, with the scores
-    of the policy after the update (the policy the baseline is used with next).
+    Mean gradient of each batch of LOO_BATCH episodes with the leave-one-out baseline: 8 x LOO_ENVS episodes, the
+    first of each env (fresh resets, so none is chosen for its length), grouped into batches by env index.
+    With ``include_own``, each episode's baseline is the mean over its whole batch, itself included.
     """
-    model = tabular_model(gamma=1.0, baseline="optimal", batch_mode="episodes", n_episodes=64, normalize_advantage=False)
+    model = tabular_model(baseline=None, n_envs=LOO_ENVS, **kwargs)
+    per_estimator = ret.RETURN_ESTIMATORS[kwargs["return_estimator"]]
+    batches: list[dict[str, th.Tensor]] = []
+    for _ in range(8):
+        sample = collect_episodes(model, LOO_ENVS)
+        psi, k = sample.flat(sample.buffer.psi), sample.flat(sample.buffer.timesteps)
+        batch = sample.envs // LOO_BATCH
+        b = np.zeros_like(psi)
+        for index in range(LOO_ENVS // LOO_BATCH):
+            steps = batch == index
+            ids = sample.envs[steps] % LOO_BATCH
+            b[steps] = LeaveOneOutBaseline.leave_one_out(psi[steps], ids, LOO_BATCH, k[steps], per_estimator.per_episode)
+            if include_own:
+                b[steps] = (b[steps] * (LOO_BATCH - 1) + psi[steps]) / LOO_BATCH
+        w = ret.score_discount(k, kwargs["gamma"]) if kwargs.get("discount_score") else 1.0
+        assert np.array_equal(np.unique(sample.envs[np.r_[0, np.flatnonzero(np.diff(sample.episode_ids)) + 1]]),
+                              np.arange(LOO_ENVS))  # fmt: skip
+        (per_episode,) = episode_gradients(model, sample, [w * (psi - b)])
+        env_of_episode = np.zeros(sample.n_episodes, dtype=np.int64)
+        env_of_episode[sample.episode_ids] = sample.envs
+        order = np.argsort(env_of_episode)
+        batches.append({name: g[order].reshape(-1, LOO_BATCH, *g.shape[1:]).mean(dim=1) for name, g in per_episode.items()})
+    return {name: th.cat([b[name] for b in batches]) for name in batches[0]}
+
+
+LOO_CASES = [
+    dict(return_estimator="total", gamma=1.0),
+    dict(return_estimator="reward_to_go", gamma=1.0),
+    dict(return_estimator="reward_to_go", gamma=0.8, discount_score=True),
+]
+
+
+@pytest.mark.parametrize("kwargs", LOO_CASES)
+def test_leave_one_out_baseline_is_unbiased(kwargs):
+    """
+    Batches of 4 episodes: the mean gradient of a batch with the leave-one-out baseline (per episode with the total
+    return, per time step with reward-to-go) matches the exact gradient; with each episode's own return included in
+    its baseline it does not (that bias, -1/4 of the gradient, is what leaving it out removes).
+    """
+    exact = exact_gradient(kwargs["gamma"])
+    z = z_scores(leave_one_out_batches(kwargs), exact)
+    assert np.abs(z).max() < Z_MAX, z
+    z_own = z_scores(leave_one_out_batches(kwargs, include_own=True), exact)
+    assert np.abs(z_own).max() > 2 * Z_MAX, z_own
+
+
+@pytest.mark.parametrize("kwargs", UNBIASED[:3])
+def test_per_parameter_optimal_baseline_is_unbiased(kwargs):
+    """Any constants b (here: far from 0, different per component) leave g_i = G_i - b * S_i unbiased."""
+    model = tabular_model(baseline="optimal", normalize_advantage=False, **kwargs)
+    generator = np.random.default_rng(7)
+    model.fitted_baseline.constants = {  # type: ignore[union-attr]
+        name: generator.normal(2.0, 1.0, size=p.shape) for name, p in model.policy.action_net.named_parameters(prefix="action_net")
+    }
+    per_episode = sample_gradients(model, N_EPISODES)
+    z = z_scores(per_episode, exact_gradient(kwargs["gamma"]))
+    assert np.abs(z).max() < Z_MAX, z
+
+
+def test_per_parameter_optimal_baseline_variance_is_not_above_the_scalar_one():
+    """
+    Both fitted on one set of episodes (the package's own formulas), the total variance measured on another: the
+    per-parameter constants, each the minimiser of its component's variance, are not worse than the single constant.
+    """
+    model = tabular_model(gamma=1.0, return_estimator="reward_to_go", baseline="optimal", normalize_advantage=False)
+    fit = collect_episodes(model, 5_000)
+    psi = fit.flat(fit.buffer.psi)
+    weighted, score = episode_gradients(model, fit, [psi, np.ones_like(psi)])
+    per_parameter = OptimalBaseline.optimal_constants(weighted, score)
+    scalar = OptimalConstantBaseline.optimal_constant(scores.flatten(weighted), scores.flatten(score))
+    assert scalar is not None
+
+    test = collect_episodes(model, N_EPISODES)
+    psi = test.flat(test.buffer.psi)
+    weighted, score = episode_gradients(model, test, [psi, np.ones_like(psi)])
+    with_parameter = subtract_parameter_baseline(weighted, score, per_parameter)
+    with_scalar = {name: weighted[name] - scalar * score[name] for name in weighted}
+    var_parameter = gradient_statistics(with_parameter)["grad_variance"]
+    var_scalar = gradient_statistics(with_scalar)["grad_variance"]
+    var_none = gradient_statistics(weighted)["grad_variance"]
+    assert var_parameter <= var_scalar < var_none, (var_parameter, var_scalar, var_none)
+
+
+@pytest.mark.parametrize("baseline", ["optimal_scalar", "optimal"])
+def test_optimal_baseline_fit_matches_its_formula(baseline):
+    """
+    The baseline the algorithm fits is sum_i <G_i, S_i> / sum_i ||S_i||^2 over the batch's episodes (scalar), or
+    sum_i G_ik S_ik / sum_i S_ik^2 for every component k, with the scores of the policy after the update (the policy
+    the baseline is used with next).
+    """
+    model = tabular_model(gamma=1.0, baseline=baseline, batch_mode="episodes", n_episodes=64, normalize_advantage=False)
     model.learn(1)  # one rollout and one update
     buffer = model.rollout_buffer
     rows, envs = np.nonzero(buffer.valid)
@@ -163,7 +264,12 @@ def test_optimal_baseline_fit_matches_its_formula():
         score = th.cat([p.flatten() for p in th.autograd.grad(log_prob.sum(), params)]).numpy()
         g[ids[i]] += psi[i] * score
         s[ids[i]] += score
-    assert model.fitted_baseline.value == pytest.approx((g * s).sum() / (s**2).sum(), rel=1e-4)  # type: ignore[union-attr]
+    if baseline == "optimal_scalar":
+        assert model.fitted_baseline.value == pytest.approx((g * s).sum() / (s**2).sum(), rel=1e-4)  # type: ignore[union-attr]
+    else:
+        constants = model.fitted_baseline.constants  # type: ignore[union-attr]
+        fitted = np.concatenate([constants["action_net.weight"].ravel(), constants["action_net.bias"].ravel()])
+        np.testing.assert_allclose(fitted, (g * s).sum(axis=0) / (s**2).sum(axis=0), rtol=1e-4)
 
 
 class LinearExtractor(BaseFeaturesExtractor):
@@ -244,12 +350,34 @@ def test_gradient_stats_callback(batch_mode):
 
 
 def test_optimal_baseline_trains_and_round_trips(tmp_path):
-    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, baseline="optimal", normalize_advantage=False, seed=0)
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, baseline="optimal_scalar", normalize_advantage=False, seed=0)
     model.learn(1024)
     assert model.fitted_baseline.value > 0  # type: ignore[union-attr]
     model.save(tmp_path / "m.zip")
     loaded = REINFORCE.load(tmp_path / "m.zip")
     assert loaded.fitted_baseline.value == model.fitted_baseline.value  # type: ignore[union-attr]
+
+
+def test_per_parameter_baseline_in_the_gradient_callback():
+    """GradientStatsCallback's per-episode estimates subtract b * S_i, as the update does."""
+    model = tabular_model(gamma=1.0, baseline="optimal", normalize_advantage=False, batch_mode="episodes", n_episodes=32)
+    model.learn(1)  # fit the constants once
+    logged: list[float] = []
+
+    class Check(GradientStatsCallback):
+        def _on_rollout_end(self) -> None:
+            super()._on_rollout_end()
+            logged.append(self.logger.name_to_value["train/grad_variance"])
+            batch = self.model.rollout_buffer.get_batch()  # type: ignore[attr-defined]
+            ids = batch.episode_ids
+            g, s = scores.episode_gradients(self.model.policy, batch.observations, batch.actions,  # type: ignore[arg-type]
+                                            [batch.psi.float(), th.ones_like(batch.advantages)], ids, batch.n_episodes)  # fmt: skip
+            b = self.model.fitted_baseline.constants  # type: ignore[attr-defined]
+            expected = {name: g[name] - th.as_tensor(b[name]).float() * s[name] for name in g}
+            logged.append(gradient_statistics(expected)["grad_variance"])
+
+    model.learn(1, callback=Check(), reset_num_timesteps=False)
+    assert logged[0] == pytest.approx(logged[1], rel=1e-5) and logged[0] > 0
 
 
 def test_variance_command_writes_table_csv_and_plot(tmp_path, capsys):

@@ -13,7 +13,13 @@ from sb3_reinforce import REINFORCE
     "kwargs, pattern",
     [
         (dict(return_estimator="td"), r"return_estimator='td'.*'total', 'reward_to_go', 'gae'"),
-        (dict(baseline="optimal_value"), r"baseline='optimal_value'.*None, 'mean', 'value', 'linear'"),
+        (
+            dict(baseline="optimal_value"),
+            r"baseline='optimal_value'.*None, 'mean', 'value', 'linear', 'optimal', 'optimal_scalar', 'loo'",
+        ),
+        (dict(baseline="loo"), r"baseline='loo'.*batch_mode='steps'.*batch_mode='episodes'"),
+        (dict(baseline="loo", batch_mode="episodes", n_episodes=1), r"n_episodes=1.*>= 2 with baseline='loo'"),
+        (dict(baseline="optimal"), r"baseline='optimal'.*normalize_advantage=True.*normalize_advantage=False"),
         (dict(batch_mode="trajectories"), r"batch_mode='trajectories'.*'steps', 'episodes'"),
         (dict(return_estimator="gae", baseline=None), r"return_estimator='gae'.*baseline=None.*baseline='value'"),
         (dict(return_estimator="gae", baseline="linear"), r"return_estimator='gae'.*baseline='linear'"),
@@ -50,7 +56,7 @@ def test_valid_edge_values_are_accepted():
     REINFORCE("MlpPolicy", "CartPole-v1", batch_mode="episodes", n_episodes=1, n_steps=1)
 
 
-@pytest.mark.parametrize("baseline", ["mean", "optimal"])
+@pytest.mark.parametrize("baseline", ["mean", "optimal_scalar"])
 def test_constant_baseline_with_normalisation_warns(baseline):
     with pytest.warns(UserWarning, match=rf"baseline='{baseline}'.*normalize_advantage=False"):
         REINFORCE("MlpPolicy", "CartPole-v1", baseline=baseline)

@@ -262,6 +262,8 @@ def test_episodes_mode_uses_the_first_episodes_to_start(baseline):
         dict(baseline="mean", return_estimator="reward_to_go", gamma=0.9, discount_score=True),
         dict(baseline="value", return_estimator="reward_to_go"),
         dict(baseline="value", return_estimator="gae", gae_lambda=0.9, gamma=0.9),
+        dict(baseline="optimal", return_estimator="reward_to_go", gamma=0.9, discount_score=True),
+        dict(baseline="optimal", return_estimator="total"),
     ],
 )
 def test_sgd_update_follows_the_policy_gradient_estimator(kwargs):
@@ -301,6 +303,9 @@ def test_sgd_update_follows_the_policy_gradient_estimator(kwargs):
         baseline_values = buffer.values
     else:
         baseline_values = np.zeros_like(psi)
+    # The per-parameter baseline: the step is lr * (1/N) sum_t w_t grad log pi (Psi_t - b), b a vector
+    constants = model.fitted_baseline.parameter_constants()  # type: ignore[union-attr]
+    assert (constants is not None) == (model.baseline == "optimal")
     lengths = [spec[0] for spec in ENV_SPECS]
 
     actor = {
@@ -308,6 +313,7 @@ def test_sgd_update_follows_the_policy_gradient_estimator(kwargs):
     }
     before = {name: p.detach().clone() for name, p in actor.items()}
     grad_sum = {name: th.zeros_like(p) for name, p in actor.items()}
+    score_sum = {name: th.zeros_like(p) for name, p in actor.items()}
     n_valid = 0
     for t in range(buffer.pos):
         for e in range(3):
@@ -323,11 +329,54 @@ def test_sgd_update_follows_the_policy_gradient_estimator(kwargs):
             for (name, _), grad in zip(actor.items(), grads, strict=True):
                 if grad is not None:
                     grad_sum[name] += weight * (psi[t, e] - baseline_values[t, e]) * grad
+                    score_sum[name] += weight * grad
+    if constants is not None:
+        assert set(constants) == {name for name in actor if name.startswith(("action_net", "mlp_extractor.policy"))}
+        assert all(np.abs(b).max() > 0 for b in constants.values())
+        grad_sum = {name: g - th.as_tensor(constants[name]).float() * score_sum[name] for name, g in grad_sum.items()}
     model.train()
     for name, p in actor.items():
         np.testing.assert_allclose(
             (p.detach() - before[name]).numpy(), (lr * grad_sum[name] / n_valid).numpy(), rtol=1e-3, atol=2e-6
         )
+
+
+@pytest.mark.parametrize("estimator", ["reward_to_go", "total"])
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_leave_one_out_baseline_matches_reference(estimator, gamma):
+    """
+    Each episode's baseline is the mean over the other episodes of its batch: of their returns R_j (total), or of
+    G_{j,k} over the other episodes that reach step k (reward-to-go; 0 where none does). Three envs, episodes of
+    2, 5 and 2 steps (the last cut by a time limit), batches of the first 5 episodes to start.
+    """
+    env = make_env([(2, 0.0, None), (5, 1.0, None), (3, 0.5, 2)])
+    model = REINFORCE("MlpPolicy", env, n_steps=2, batch_mode="episodes", n_episodes=5, baseline="loo",
+                      return_estimator=estimator, gamma=gamma, seed=0)  # fmt: skip
+    for _ in range(2):
+        before = [len(r) for r in env.records]
+        run_rollouts(model, 1)
+        buffer = model.rollout_buffer
+        episodes = []  # (env, rows, Psi of each step)
+        for e in range(3):
+            window = env.records[e][before[e] :]
+            for episode in split_episodes([r["done"] for r in window]):
+                if buffer.valid[episode[0], e]:
+                    rewards = [window[i]["reward"] for i in episode]
+                    rtg = reward_to_go_loop(rewards, [False] * (len(episode) - 1) + [True], gamma, None)
+                    episodes.append((e, episode, [rtg[0]] * len(episode) if estimator == "total" else rtg))
+        assert len(episodes) == 5
+        no_other = 0
+        for i, (e, rows, psi) in enumerate(episodes):
+            for k, row in enumerate(rows):
+                if estimator == "total":
+                    others = [p[0] for j, (_, _, p) in enumerate(episodes) if j != i]
+                else:
+                    others = [p[k] for j, (_, _, p) in enumerate(episodes) if j != i and len(p) > k]
+                no_other += not others
+                b = sum(others) / len(others) if others else 0.0
+                assert buffer.advantages[row, e] == pytest.approx(psi[k] - b, rel=1e-6, abs=1e-6)
+        assert no_other == (3 if estimator == "reward_to_go" else 0)  # steps 2..4 of the 5-step episode
+        model.train()
 
 
 @pytest.mark.parametrize("baseline", [None, "value"])

@@ -6,7 +6,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_reinforce import REINFORCE
-from sb3_reinforce.common.baselines import LinearFeatureBaseline, MeanBaseline
+from sb3_reinforce.common.baselines import LinearFeatureBaseline, MeanBaseline, OptimalBaseline, OptimalConstantBaseline
 
 CONFIGS = [
     dict(baseline="value"),
@@ -14,6 +14,9 @@ CONFIGS = [
     dict(baseline="mean", discount_score=True, gamma=0.95),
     dict(baseline=None, batch_mode="episodes", n_episodes=3),
     dict(baseline="value", return_estimator="gae", gae_lambda=0.9),
+    dict(baseline="optimal", normalize_advantage=False),
+    dict(baseline="optimal_scalar", normalize_advantage=False, return_estimator="total"),
+    dict(baseline="loo", batch_mode="episodes", n_episodes=3),
 ]
 
 
@@ -57,9 +60,15 @@ def test_save_load_round_trip(tmp_path, kwargs):
         assert isinstance(model.fitted_baseline, LinearFeatureBaseline)
         assert model.fitted_baseline.coef is not None
         np.testing.assert_array_equal(loaded.fitted_baseline.coef, model.fitted_baseline.coef)
-    if kwargs["baseline"] == "mean":
-        assert isinstance(loaded.fitted_baseline, MeanBaseline)
+    if kwargs["baseline"] in ("mean", "optimal_scalar"):
+        assert isinstance(loaded.fitted_baseline, MeanBaseline | OptimalConstantBaseline)
         assert loaded.fitted_baseline.value == model.fitted_baseline.value != 0.0  # type: ignore[union-attr]
+    if kwargs["baseline"] == "optimal":
+        assert isinstance(loaded.fitted_baseline, OptimalBaseline) and isinstance(model.fitted_baseline, OptimalBaseline)
+        saved, restored = model.fitted_baseline.constants, loaded.fitted_baseline.constants
+        assert saved is not None and restored is not None and saved.keys() == restored.keys()
+        for name in saved:
+            np.testing.assert_array_equal(saved[name], restored[name])
 
 
 @pytest.mark.parametrize("kwargs", CONFIGS)

@@ -51,6 +51,18 @@ class Baseline:
         """Fit to the batch it was just used on; returns what to log (``{"train/value_loss": ...}``)."""
         return {}
 
+    def parameter_constants(self) -> dict[str, np.ndarray] | None:
+        """
+        A baseline with one constant per policy parameter (:class:`OptimalBaseline`) is not a per-step ``b_t``: it
+        returns ``{parameter name: b}`` (arrays of the parameters' shapes), subtracted from the gradient as
+        ``b * sum_t w_t grad log pi(a_t|s_t)`` (:func:`subtract_parameter_baseline`). None for every other baseline.
+        """
+        return None
+
+    def gradient_term(self, policy: ActorCriticPolicy, batch: "ReinforceBatch", log_prob: th.Tensor) -> dict[str, th.Tensor]:
+        """What the baseline adds to the gradient of the policy loss, by parameter name (nothing for a per-step ``b_t``)."""
+        return {}
+
 
 class ConstantBaseline(Baseline):
     """
@@ -87,7 +99,8 @@ class OptimalConstantBaseline(ConstantBaseline):
 
         b* = E[<G, S>] / E[||S||^2]                                               (:meth:`optimal_constant`)
 
-    (the scalar form, one ``b`` for all parameters). With the whole-trajectory return (``Psi_t = R(tau)``),
+    (the scalar form, one ``b`` for all parameters: ``baseline="optimal_scalar"``; :class:`OptimalBaseline` has one per
+    parameter). With the whole-trajectory return (``Psi_t = R(tau)``),
     ``G_i = R_i S_i`` and this is ``E[||S||^2 R] / E[||S||^2]``: returns weighted by the squared norm of the episode's
     score. Fitted on each batch after the policy step, with the updated policy's scores, for the next batch.
     """
@@ -117,6 +130,152 @@ class OptimalConstantBaseline(ConstantBaseline):
         if value is not None:
             self.value = value
         return {}
+
+
+def subtract_parameter_baseline(
+    gradients: dict[str, th.Tensor], episode_scores: dict[str, th.Tensor], constants: dict[str, np.ndarray]
+) -> dict[str, th.Tensor]:
+    """
+    ``g - b * S`` per parameter: the gradient estimates ``g`` (computed with ``b_t = 0``) with a per-parameter
+    baseline ``b`` subtracted, ``S`` the matching sums of ``w_t grad log pi(a_t|s_t)`` (same shapes as ``g``: per
+    episode, or one for the batch). Parameters without a constant are left as they are.
+    """
+    return {
+        name: value - th.as_tensor(constants[name], dtype=value.dtype, device=value.device) * episode_scores[name]
+        if name in constants
+        else value
+        for name, value in gradients.items()
+    }
+
+
+class OptimalBaseline(Baseline):
+    """
+    The minimum-variance constant baseline, one constant per parameter (Greensmith, Bartlett and Baxter, 2004;
+    Peters and Schaal, 2008, "Reinforcement learning of motor skills with policy gradients", eq. 13).
+
+    With ``S_i = sum_t w_t grad log pi(a_t|s_t)`` the episode's score and ``G_i = sum_t w_t grad log pi(a_t|s_t) Psi_t``,
+    the estimate of component ``k`` with a constant ``b_k`` is ``g_ik = G_ik - b_k S_ik``; as ``E[S_ik] = 0`` it stays
+    unbiased for any ``b_k``, and its variance ``E[(G_ik - b_k S_ik)^2] - (E g_k)^2`` is smallest at
+
+        b_k* = E[G_k S_k] / E[S_k^2]            (with Psi_t = R(tau): E[S_k^2 R] / E[S_k^2])
+
+    for every component at once, so the total variance is never above that of the best single constant
+    (:class:`OptimalConstantBaseline`). ``b`` is a vector, not a per-step ``b_t``: the loss uses ``Psi_t`` and the
+    policy step subtracts ``b * grad mean_t w_t log pi(a_t|s_t)`` from the gradient (:meth:`gradient_term`). Fitted on
+    each batch after the policy step, with the updated policy's scores, for the next batch (0 before the first), so
+    ``b`` never depends on the episodes it is used on. Needs ``normalize_advantage=False``.
+    """
+
+    def __init__(self) -> None:
+        self.constants: dict[str, np.ndarray] | None = None
+
+    def parameter_constants(self) -> dict[str, np.ndarray] | None:
+        return self.constants
+
+    @staticmethod
+    def optimal_constants(
+        weighted_scores: dict[str, th.Tensor], episode_scores: dict[str, th.Tensor]
+    ) -> dict[str, np.ndarray]:
+        """
+        ``b_k = sum_i G_ik S_ik / sum_i S_ik^2`` for every component (0 where every ``S_ik`` is zero).
+
+        :param weighted_scores: ``{name: (n_episodes, *shape)}`` the ``G_i``
+        :param episode_scores: ``{name: (n_episodes, *shape)}`` the ``S_i``
+        """
+        constants = {}
+        for name, score in episode_scores.items():
+            numerator = (weighted_scores[name].double() * score.double()).sum(dim=0)
+            denominator = (score.double() ** 2).sum(dim=0)
+            safe = th.where(denominator > 0, denominator, th.ones_like(denominator))
+            constants[name] = th.where(denominator > 0, numerator / safe, th.zeros_like(numerator)).cpu().numpy()
+        return constants
+
+    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
+        if len(batch.psi) == 0:
+            return {}
+        weights = th.ones_like(batch.advantages) if batch.score_weights is None else batch.score_weights
+        weighted, episode_scores = scores.episode_gradients(
+            model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
+            batch.n_episodes,
+        )  # fmt: skip
+        self.constants = self.optimal_constants(weighted, episode_scores)
+        return {}
+
+    def gradient_term(self, policy: ActorCriticPolicy, batch: "ReinforceBatch", log_prob: th.Tensor) -> dict[str, th.Tensor]:
+        """
+        ``b * grad mean_t w_t log pi(a_t|s_t)`` per parameter name: added to the gradient of the loss
+        ``-mean_t w_t Psi_t log pi(a_t|s_t)``, it makes the step's direction the sum over the batch's episodes of
+        ``G_i - b S_i`` (divided by the number of steps). Empty before the first fit.
+        """
+        if self.constants is None:
+            return {}
+        weights = th.ones_like(log_prob) if batch.score_weights is None else batch.score_weights
+        named = dict(policy.named_parameters())
+        names = list(self.constants)
+        score = th.autograd.grad((weights * log_prob).mean(), [named[name] for name in names], retain_graph=True)
+        return {
+            name: th.as_tensor(self.constants[name], dtype=s.dtype, device=s.device) * s
+            for name, s in zip(names, score, strict=True)
+        }
+
+
+class LeaveOneOutBaseline(Baseline):
+    """
+    The leave-one-out baseline (Kool, van Hoof and Welling, 2019, "Buy 4 REINFORCE samples, get a baseline for
+    free!"; Ahmadian et al., 2024, RLOO): each episode's baseline is the mean return of the *other* episodes of the
+    same batch. It uses the current batch, unlike :class:`MeanBaseline`, and stays exactly unbiased: the batch's
+    episodes are independent draws of the current policy (an episode joins a whole-episode batch when it starts,
+    from a fresh reset, never because of its length or return), so ``b_i`` is independent of episode ``i``'s actions.
+
+    - With the whole-trajectory return (``Psi_t = R_i`` at every step), over the ``N`` episodes of the batch:
+
+          b_i = (1 / (N - 1)) sum_{j != i} R_j
+
+    - With any per-step ``Psi`` (reward-to-go), the per-time-step form: ``b_{i,t}`` is the mean of ``Psi_{j,t}`` over
+      the other episodes ``j`` that reach step ``t`` (``k_t``, the step's index in its episode):
+
+          b_{i,t} = (1 / |J_t^i|) sum_{j in J_t^i} G_{j,t},   J_t^i = {j != i : episode j is longer than t}
+
+      An episode that ended before step ``t`` contributes nothing (its return from ``t`` on is not a draw of
+      ``G_t``; counting it as 0 would pull the baseline towards 0 wherever episodes differ in length). When no
+      other episode reaches step ``t``, ``b_{i,t} = 0``. Which episodes reach ``t`` depends on the other episodes
+      only, so ``b_{i,t}`` is still independent of episode ``i`` and the estimate unbiased.
+
+    Needs whole-episode batches (``batch_mode="episodes"``) of at least 2 episodes. Nothing is fitted.
+    """
+
+    @staticmethod
+    def leave_one_out(
+        psi: np.ndarray, episode_ids: np.ndarray, n_episodes: int, timesteps: np.ndarray, per_episode: bool
+    ) -> np.ndarray:
+        """
+        ``b`` of every step of a batch of ``n_episodes`` complete episodes (flat arrays of their steps).
+
+        :param psi: ``(n_steps,)`` ``Psi_t``
+        :param episode_ids: ``(n_steps,)`` in ``[0, n_episodes)``
+        :param n_episodes: number of episodes, at least 2
+        :param timesteps: ``(n_steps,)`` ``k_t``, the step's index in its episode
+        :param per_episode: whether ``Psi`` is one number per episode (the whole-trajectory return)
+        """
+        if per_episode:
+            returns = np.zeros(n_episodes)
+            returns[episode_ids] = psi
+            return (returns.sum() - returns[episode_ids]) / (n_episodes - 1)
+        sums, counts = np.bincount(timesteps, weights=psi), np.bincount(timesteps)
+        others = counts[timesteps] - 1  # the other episodes that reach step k
+        return np.where(others > 0, (sums[timesteps] - psi) / np.maximum(others, 1), 0.0)
+
+    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
+        rows, envs, ids, n_episodes = rollout.episodes(rollout.valid)
+        if n_episodes < 2:
+            raise ValueError(
+                f"baseline='loo' needs at least 2 complete episodes per batch, but this batch has {n_episodes}: use "
+                "batch_mode='episodes' with n_episodes >= 2."
+            )
+        assert rollout.estimator is not None
+        return self.leave_one_out(
+            rollout.psi[rows, envs], ids, n_episodes, rollout.timesteps[rows, envs], rollout.estimator.per_episode
+        )
 
 
 class LinearFeatureBaseline(Baseline):
@@ -192,10 +351,17 @@ class LinearFeatureBaseline(Baseline):
 
 
 def gradient_step(
-    optimizer: th.optim.Optimizer, parameters: list[th.nn.Parameter], loss: th.Tensor, max_grad_norm: float, name: str
+    optimizer: th.optim.Optimizer,
+    parameters: list[th.nn.Parameter],
+    loss: th.Tensor,
+    max_grad_norm: float,
+    name: str,
+    added: list[tuple[th.nn.Parameter, th.Tensor]] | None = None,
 ) -> float:
     """
     Backward pass, gradient clipping and optimizer step; return the gradient norm before clipping.
+
+    :param added: terms added to the gradient of ``loss`` before clipping (a per-parameter baseline's)
 
     :raises FloatingPointError: if the loss is NaN or infinite, naming it (``name``)
     """
@@ -205,6 +371,8 @@ def gradient_step(
         )
     optimizer.zero_grad()
     loss.backward()
+    for param, term in added or []:
+        param.grad = term.detach() if param.grad is None else param.grad + term.detach()
     grad_norm = th.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
     optimizer.step()
     return float(grad_norm)
@@ -260,5 +428,7 @@ BASELINES: dict[str | None, type[Baseline]] = {
     "mean": MeanBaseline,
     "value": ValueBaseline,
     "linear": LinearFeatureBaseline,
-    "optimal": OptimalConstantBaseline,
+    "optimal": OptimalBaseline,
+    "optimal_scalar": OptimalConstantBaseline,
+    "loo": LeaveOneOutBaseline,
 }

@@ -185,6 +185,7 @@ class ReinforceRolloutBuffer(BaseBuffer):
         self.timesteps = np.zeros((0, self.n_envs), dtype=np.int64)  # k_t
         self.values: np.ndarray | None = None  # V(s_t) with the value baseline
         self.psi = np.zeros((0, self.n_envs))  # Psi_t
+        self.estimator: ret.ReturnEstimator | None = None  # the estimator psi was computed with
         self.baseline_values = np.zeros((0, self.n_envs))  # b_t (0 where not used)
         self.advantages = np.zeros((0, self.n_envs))  # Psi_t - b_t
         self.value_targets: np.ndarray | None = None
@@ -322,6 +323,7 @@ class ReinforceRolloutBuffer(BaseBuffer):
         timesteps = ret.episode_timesteps(dones, self.episode_start_steps)
         returns_to_go = ret.reward_to_go(rewards, dones, last_values, gamma)
         arrays = ret.RolloutArrays(rewards, dones, timesteps, returns_to_go, values, last_values, self.episode_start_prefix)
+        self.estimator = estimator
         self.psi = estimator.estimate(arrays)
         self.value_targets = estimator.value_targets(arrays, self.psi) if values is not None else None
         if self.n_episodes is not None:

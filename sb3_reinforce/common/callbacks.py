@@ -4,6 +4,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_reinforce.common import scores
+from sb3_reinforce.common.baselines import subtract_parameter_baseline
 from sb3_reinforce.common.buffers import ReinforceRolloutBuffer
 
 
@@ -36,14 +37,18 @@ class GradientStatsCallback(BaseCallback):
         if batch.n_episodes == 0:
             return
         weights = batch.policy_weights(self.model.normalize_advantage)  # type: ignore[attr-defined]
-        (per_episode,) = scores.episode_gradients(
+        score_weights = th.ones_like(weights) if batch.score_weights is None else batch.score_weights
+        per_episode, episode_scores = scores.episode_gradients(
             self.model.policy,  # type: ignore[arg-type]
             batch.observations,
             batch.actions,
-            [weights],
+            [weights, score_weights],
             batch.episode_ids,
             batch.n_episodes,  # type: ignore[arg-type]
         )
+        constants = self.model.fitted_baseline.parameter_constants()  # type: ignore[attr-defined]
+        if constants is not None:  # one baseline constant per parameter: g_i - b * S_i
+            per_episode = subtract_parameter_baseline(per_episode, episode_scores, constants)
         flat = scores.flatten(per_episode)
         stats = scores.gradient_statistics(flat)
         self.logger.record("train/grad_variance", stats["grad_variance"])

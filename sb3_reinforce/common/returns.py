@@ -237,6 +237,8 @@ class ReturnEstimator(ABC):
     """
 
     needs_value_function: ClassVar[bool] = False
+    # Whether Psi_t is the same at every step of an episode (one number per episode)
+    per_episode: ClassVar[bool] = False
 
     def __init__(self, gamma: float, gae_lambda: float) -> None:
         self.gamma = gamma
@@ -253,6 +255,8 @@ class ReturnEstimator(ABC):
 
 class TotalReturn(ReturnEstimator):
     """``Psi_t = R(tau)``, the whole trajectory's return (:func:`total_return`; Williams, 1992; Seita's (i))."""
+
+    per_episode = True
 
     def estimate(self, rollout: RolloutArrays) -> np.ndarray:
         return total_return(rollout.returns_to_go, rollout.timesteps, rollout.start_prefix, self.gamma)

@@ -64,8 +64,11 @@ class REINFORCE(OnPolicyAlgorithm):
     :param gae_lambda: Lambda of GAE, in [0, 1]; only used with ``return_estimator="gae"``
     :param baseline: Subtracted from ``Psi_t``: ``None``, ``"mean"`` (a constant, the mean of ``Psi`` over the
         previous batch), ``"value"`` (the policy's learned value head ``V(s)``), ``"linear"`` (ridge regression
-        on observation and time features) or ``"optimal"`` (the minimum-variance constant of Greensmith et al.,
-        2004, from the previous batch's per-episode gradients)
+        on observation and time features), ``"optimal"`` (the minimum-variance constant of Greensmith et al.,
+        2004, one per parameter, from the previous batch's per-episode gradients; needs
+        ``normalize_advantage=False``), ``"optimal_scalar"`` (the same with a single constant) or ``"loo"``
+        (leave-one-out: the mean return of the batch's other episodes, per time step with reward-to-go; Kool et
+        al., 2019; needs ``batch_mode="episodes"`` and ``n_episodes >= 2``)
     :param discount_score: Multiply each term by ``gamma^k_t`` (``k_t`` the step's index in its episode), which
         makes reward-to-go and GAE unbiased for the gradient of ``E[sum_t gamma^t r_t]`` (Thomas, 2014). False (the
         default, as in every library) weighs late steps as much as early ones.
@@ -182,7 +185,7 @@ class REINFORCE(OnPolicyAlgorithm):
         # The baseline object (BASELINES[baseline]) with what it fitted on earlier batches, saved with the model.
         self.fitted_baseline: Baseline | None = None
 
-        if normalize_advantage and baseline in ("mean", "optimal"):
+        if normalize_advantage and baseline in ("mean", "optimal_scalar"):
             warnings.warn(
                 f"baseline={baseline!r} is a constant, which normalize_advantage=True removes again (normalisation "
                 "subtracts the batch mean): the baseline has no effect. Pass normalize_advantage=False to use it.",
@@ -200,7 +203,8 @@ class REINFORCE(OnPolicyAlgorithm):
             if baseline == "linear" and _has_image(self.observation_space):
                 raise ValueError(
                     "baseline='linear' regresses on the flattened observation, which is not practical for image "
-                    f"observations ({self.observation_space}); allowed here: None, 'mean', 'value', 'optimal'."
+                    f"observations ({self.observation_space}); allowed here: None, 'mean', 'value', 'optimal', "
+                    "'optimal_scalar', 'loo'."
                 )
 
         if _init_setup_model:
@@ -384,8 +388,15 @@ class REINFORCE(OnPolicyAlgorithm):
             value_loss = th.nn.functional.mse_loss(values.flatten(), batch.value_targets)
             loss = loss + self.vf_coef * value_loss
 
+        # A baseline of one constant per parameter enters the gradient, not the loss: + b * grad mean_t w_t log pi
+        named = dict(self.policy.named_parameters())
+        added = self.fitted_baseline.gradient_term(self.policy, batch, log_prob)  # type: ignore[union-attr]
+
         # Optimization step, with gradient clipping
-        grad_norm = gradient_step(self.policy.optimizer, list(self.policy.parameters()), loss, self.max_grad_norm, "loss")
+        grad_norm = gradient_step(
+            self.policy.optimizer, list(self.policy.parameters()), loss, self.max_grad_norm, "loss",
+            [(named[name], term) for name, term in added.items()],
+        )  # fmt: skip
         # The baseline is fitted to the batch it was used on, for the next batch
         fit_logs = self.fitted_baseline.fit(batch, self)  # type: ignore[union-attr]
 
@@ -403,7 +414,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/grad_norm", grad_norm)
         for key, value in fit_logs.items():
             self.logger.record(key, value)
-        if self.baseline is not None and len(batch.psi) > 1:
+        if self.baseline not in (None, "optimal") and len(batch.psi) > 1:
             # How much of the variance of what the baseline predicts (V's targets, or Psi_t) it explains
             buffer = self.rollout_buffer
             targets = buffer.value_targets if buffer.value_targets is not None else buffer.psi
@@ -473,6 +484,7 @@ def _check_arguments(**kwargs: Any) -> None:
             fail(name, ", ".join(repr(v) for v in registry))
     if kwargs["batch_mode"] not in BATCH_MODES:
         fail("batch_mode", ", ".join(repr(v) for v in BATCH_MODES))
+    _check_baseline_combination(kwargs)
     if RETURN_ESTIMATORS[kwargs["return_estimator"]].needs_value_function and kwargs["baseline"] != "value":
         raise ValueError(
             f"return_estimator={kwargs['return_estimator']!r} needs the learned value function, but "
@@ -504,4 +516,24 @@ def _check_arguments(**kwargs: Any) -> None:
             "None or a subclass of sb3_reinforce.common.buffers.ReinforceRolloutBuffer (REINFORCE's buffer computes "
             "Psi_t, the baseline and the used steps of whole-episode and step batches, which SB3's RolloutBuffer does "
             "not)",
+        )
+
+
+def _check_baseline_combination(kwargs: dict[str, Any]) -> None:
+    """The baselines that need a batch of complete episodes, or no normalisation."""
+    if kwargs["baseline"] == "loo" and kwargs["batch_mode"] != "episodes":
+        raise ValueError(
+            f"baseline='loo' compares each episode with the other complete episodes of its batch, but "
+            f"batch_mode={kwargs['batch_mode']!r}: use batch_mode='episodes' (with n_episodes >= 2)."
+        )
+    if kwargs["baseline"] == "loo" and isinstance(kwargs["n_episodes"], numbers.Integral) and kwargs["n_episodes"] < 2:
+        raise ValueError(
+            f"Invalid n_episodes={kwargs['n_episodes']!r}: allowed values are integers >= 2 with baseline='loo' (the "
+            "baseline of each episode is the mean of the others)."
+        )
+    if kwargs["baseline"] == "optimal" and kwargs["normalize_advantage"]:
+        raise ValueError(
+            "baseline='optimal' subtracts one constant per parameter from the gradient, which cannot be combined "
+            "with normalize_advantage=True (a per-step normalisation of Psi_t - b_t): pass normalize_advantage=False, "
+            "or use baseline='optimal_scalar'."
         )
