@@ -5,12 +5,15 @@ The variance study: at a fixed policy, every return estimator and baseline on th
 
 Three independent sets of complete episodes of the fixed policy are sampled:
 
-1. *fit* episodes, on which the baselines are fitted: the mean and the optimal constant (per estimator), the
-   linear-feature regression, and the value head (regressed on the reward-to-go);
+1. *fit* episodes, on which the baselines are fitted: the mean, the optimal constant and the optimal constants per
+   parameter (per estimator), the linear-feature regression, and the value head (regressed on the reward-to-go);
 2. *test* episodes, on which every (estimator, baseline) gives its per-episode gradient estimates
    ``g_i = sum_t grad log pi(a_t|s_t) (Psi_t - b_t)``: their mean norm, the trace of their covariance (total
    variance), the single-episode signal-to-noise ratio ``||mean||^2 / trace(cov)``, and the distance of their mean from
 3. a *reference* gradient: the mean of reward-to-go with the value baseline over many more episodes.
+
+The leave-one-out baseline takes each test episode's batch to be ``--loo-batch`` consecutive episodes of the test set,
+as ``n_episodes`` is for a training batch.
 
 With ``gamma = 1`` (the default) every combination except GAE with ``lambda < 1`` is an unbiased estimate of the
 same gradient ``grad E[sum_t r_t]``, so they differ only in variance. The table is printed and written as CSV, and
@@ -29,7 +32,14 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
-from sb3_reinforce.common.baselines import LinearFeatureBaseline, OptimalConstantBaseline, fit_value_function
+from sb3_reinforce.common.baselines import (
+    LeaveOneOutBaseline,
+    LinearFeatureBaseline,
+    OptimalBaseline,
+    OptimalConstantBaseline,
+    fit_value_function,
+    subtract_parameter_baseline,
+)
 from sb3_reinforce.common.buffers import predict_values
 from sb3_reinforce.diagnostics import EpisodeSample, collect_episodes, episode_gradients
 from sb3_reinforce.reinforce.reinforce import REINFORCE
@@ -38,7 +48,7 @@ COMBINATIONS: tuple[tuple[str, str | None], ...] = (
     *(
         (estimator, baseline)
         for estimator in ("total", "reward_to_go")
-        for baseline in (None, "mean", "optimal", "linear", "value")
+        for baseline in (None, "mean", "optimal_scalar", "optimal", "loo", "linear", "value")
     ),
     ("gae", "value"),
 )
@@ -93,11 +103,13 @@ def run_study(
     gae_lambda: float = 0.95,
     value_steps: int = 300,
     progress_bar: bool = False,
+    loo_batch: int = 8,
 ) -> list[dict[str, Any]]:
     """
     Fit every baseline on ``n_fit`` episodes, measure every combination on ``n_episodes`` others, and compare with a
     reference gradient from ``n_reference`` more. The policy is not changed (its value head is fitted).
 
+    :param loo_batch: episodes per batch of the leave-one-out baseline
     :return: one row per (estimator, baseline)
     """
     fit = collect_episodes(model, n_fit, progress_bar)
@@ -105,15 +117,21 @@ def run_study(
     _fit_value_head(model, fit, fit_returns.psi["reward_to_go"], value_steps)
     fit_returns = _returns(model, fit, gamma, gae_lambda)  # GAE with the fitted value head
 
-    # Constant baselines per estimator: the mean, and the optimal b* = sum <G_i, S_i> / sum ||S_i||^2
+    # Constant baselines per estimator: the mean, the optimal b* = sum <G_i, S_i> / sum ||S_i||^2, and the optimal
+    # b_k = sum_i G_ik S_ik / sum_i S_ik^2 of every parameter
     ones = np.ones_like(fit_returns.timesteps, dtype=np.float64)
-    fit_grads = episode_gradients(model, fit, [fit_returns.psi["total"], fit_returns.psi["reward_to_go"], ones])
-    total_g, rtg_g, score = (scores.flatten(g) for g in fit_grads)
+    total_g, rtg_g, score = episode_gradients(model, fit, [fit_returns.psi["total"], fit_returns.psi["reward_to_go"], ones])
     constants = {
         ("total", "mean"): float(fit_returns.psi["total"].mean()),
         ("reward_to_go", "mean"): float(fit_returns.psi["reward_to_go"].mean()),
-        ("total", "optimal"): OptimalConstantBaseline.optimal_constant(total_g, score),
-        ("reward_to_go", "optimal"): OptimalConstantBaseline.optimal_constant(rtg_g, score),
+        ("total", "optimal_scalar"): OptimalConstantBaseline.optimal_constant(scores.flatten(total_g), scores.flatten(score)),
+        ("reward_to_go", "optimal_scalar"): OptimalConstantBaseline.optimal_constant(
+            scores.flatten(rtg_g), scores.flatten(score)
+        ),
+    }
+    per_parameter = {
+        "total": OptimalBaseline.optimal_constants(total_g, score),
+        "reward_to_go": OptimalBaseline.optimal_constants(rtg_g, score),
     }
     linear = {}
     fit_features = LinearFeatureBaseline.features(_flat_observations(model, fit), fit_returns.timesteps)
@@ -122,8 +140,10 @@ def run_study(
 
     def weights(sample: EpisodeSample, returns: _Returns, estimator: str, baseline: str | None) -> np.ndarray:
         psi = returns.psi[estimator]
-        if baseline is None or estimator == "gae":
+        if baseline in (None, "optimal") or estimator == "gae":  # the per-parameter b is subtracted from G_i below
             return psi
+        if baseline == "loo":
+            return psi - _leave_one_out(sample, psi, returns.timesteps, estimator, loo_batch)
         if baseline == "value":
             return psi - _values(model, sample)
         if baseline == "linear":
@@ -141,9 +161,13 @@ def run_study(
 
     test = collect_episodes(model, n_episodes, progress_bar)
     test_returns = _returns(model, test, gamma, gae_lambda)
-    per_combination = episode_gradients(model, test, [weights(test, test_returns, e, b) for e, b in COMBINATIONS])
+    *per_combination, test_score = episode_gradients(
+        model, test, [*(weights(test, test_returns, e, b) for e, b in COMBINATIONS), np.ones_like(test_returns.timesteps)]
+    )
     rows: list[dict[str, Any]] = []
     for (estimator, baseline), per_episode in zip(COMBINATIONS, per_combination, strict=True):
+        if baseline == "optimal":
+            per_episode = subtract_parameter_baseline(per_episode, test_score, per_parameter[estimator])
         flat = scores.flatten(per_episode)
         stats = scores.gradient_statistics(flat)
         deviation = float((flat.mean(dim=0) - reference_mean).norm() / reference_mean.norm())
@@ -162,6 +186,20 @@ def run_study(
     for row in rows:
         row["variance_vs_total_none"] = row["total_variance"] / base
     return rows
+
+
+def _leave_one_out(sample: EpisodeSample, psi: np.ndarray, timesteps: np.ndarray, estimator: str, batch: int) -> np.ndarray:
+    """The leave-one-out baseline of every step, each episode's batch being ``batch`` consecutive episodes."""
+    b = np.zeros_like(psi)
+    group = sample.episode_ids // batch
+    per_episode = ret.RETURN_ESTIMATORS[estimator].per_episode
+    for index in range(int(group.max()) + 1):
+        steps = group == index
+        ids = sample.episode_ids[steps] - index * batch
+        n = int(ids.max()) + 1
+        if n >= 2:  # a last batch of one episode keeps b = 0
+            b[steps] = LeaveOneOutBaseline.leave_one_out(psi[steps], ids, n, timesteps[steps], per_episode)
+    return b
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -211,9 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gamma", type=float, default=1.0)
     parser.add_argument("--gae-lambda", type=float, default=0.95)
     parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--loo-batch", type=int, default=8, help="episodes per batch of the leave-one-out baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="variance_study", help="folder for the CSV and PNG")
     args = parser.parse_args(argv)
+    if args.loo_batch < 2:
+        parser.error(f"--loo-batch must be at least 2, got {args.loo_batch}")
     for name in ("episodes", "n_envs"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -229,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         policy = "random initial policy"
     model.set_random_seed(args.seed)
     rows = run_study(model, args.episodes, args.fit_episodes or args.episodes, args.reference_episodes or 5 * args.episodes,
-                     gamma=args.gamma, gae_lambda=args.gae_lambda, progress_bar=True)  # fmt: skip
+                     gamma=args.gamma, gae_lambda=args.gae_lambda, progress_bar=True, loo_batch=args.loo_batch)  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"variance_{args.env}")
     with open(stem + ".csv", "w", newline="") as file:

@@ -386,12 +386,12 @@ def test_variance_command_writes_table_csv_and_plot(tmp_path, capsys):
     main(["variance", "--env", "CartPole-v1", "--episodes", "16", "--reference-episodes", "32", "--n-envs", "4",
           "--out", str(tmp_path)])  # fmt: skip
     out = capsys.readouterr().out
-    assert "| reward_to_go | optimal |" in out and "| gae | value |" in out
+    assert "| reward_to_go | optimal |" in out and "| total | loo |" in out and "| gae | value |" in out
     import csv
 
     with open(tmp_path / "variance_CartPole-v1.csv") as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 11
+    assert len(rows) == 15
     assert all(float(r["total_variance"]) > 0 for r in rows)
     assert float(rows[0]["variance_vs_total_none"]) == 1.0
     assert (tmp_path / "variance_CartPole-v1.png").stat().st_size > 10_000
