@@ -89,9 +89,10 @@ def collect_episodes(model: REINFORCE, n_episodes: int, progress_bar: bool = Fal
     try:
         obs = env.reset()
         while not buffer.full:
-            actions, env_actions = sample_actions(model.policy, obs)  # type: ignore[arg-type]
+            action_masks = model.action_masks(env)
+            actions, env_actions = sample_actions(model.policy, obs, action_masks)  # type: ignore[arg-type]
             new_obs, rewards, dones, infos = env.step(env_actions)
-            buffer.add(obs, actions, rewards, dones, infos)  # type: ignore[arg-type]
+            buffer.add(obs, actions, rewards, dones, infos, action_masks)  # type: ignore[arg-type]
             obs = new_obs
             if bar is not None and dones.any():
                 bar.update(buffer.episodes_finished - bar.n)
@@ -120,9 +121,11 @@ def _progress_bar(total: int) -> Any:
 def episode_gradients(model: REINFORCE, sample: EpisodeSample, weights: list[np.ndarray]) -> list[dict[str, th.Tensor]]:
     """Per-episode ``sum_t weight_t grad log pi(a_t|s_t)`` for each flat ``(n_steps,)`` weight array of ``sample``."""
     tensors = [th.as_tensor(w, dtype=th.float32, device=model.device) for w in weights]
+    masks = sample.buffer.get_batch().action_masks
     return scores.episode_gradients(
         model.policy, sample.observations(model.device), sample.actions(model.device), tensors,
         th.as_tensor(sample.episode_ids, device=model.device), sample.n_episodes,
+        action_masks=None if masks is None else masks.to(model.device),
     )  # fmt: skip
 
 

@@ -123,7 +123,7 @@ class OptimalConstantBaseline(ConstantBaseline):
         # Per-episode G_i = sum_t w_t s_t Psi_t and S_i = sum_t w_t s_t
         per_episode = scores.episode_gradients(
             model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
-            batch.n_episodes,
+            batch.n_episodes, action_masks=batch.action_masks,
         )  # fmt: skip
         weighted, episode_scores = (scores.flatten(g) for g in per_episode)
         value = self.optimal_constant(weighted, episode_scores)
@@ -196,7 +196,7 @@ class OptimalBaseline(Baseline):
         weights = th.ones_like(batch.advantages) if batch.score_weights is None else batch.score_weights
         weighted, episode_scores = scores.episode_gradients(
             model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
-            batch.n_episodes,
+            batch.n_episodes, action_masks=batch.action_masks,
         )  # fmt: skip
         self.constants = self.optimal_constants(weighted, episode_scores)
         return {}

@@ -76,6 +76,12 @@ class ReinforceBatch(NamedTuple):
     timesteps: th.Tensor  # k_t
     episode_ids: th.Tensor  # in [0, n_episodes): parts of episodes inside the rollout count as episodes
     n_episodes: int
+    action_masks: th.Tensor | None = None  # which actions were allowed (maskable policies), else None
+
+    @property
+    def masking(self) -> dict[str, th.Tensor]:
+        """``{"action_masks": ...}`` for a maskable policy's ``get_distribution``/``evaluate_actions``, else ``{}``."""
+        return {} if self.action_masks is None else {"action_masks": self.action_masks}
 
     def policy_weights(self, normalize_advantage: bool) -> th.Tensor:
         """
@@ -153,11 +159,17 @@ class ReinforceRolloutBuffer(BaseBuffer):
         self.rewards = np.zeros((rows, self.n_envs), dtype=np.float64)
         self.dones = np.zeros((rows, self.n_envs), dtype=bool)
         self.included = np.ones((rows, self.n_envs), dtype=bool)
+        # Allowed actions of each step, allocated at the first step that gives them (maskable policies)
+        self.action_masks: np.ndarray | None = None
 
     def _grow(self) -> None:
         old = (self.observations, self.actions, self.rewards, self.dones, self.included)
+        old_masks = self.action_masks
         n = self.buffer_size
         self._allocate(2 * n)
+        if old_masks is not None:
+            self.action_masks = np.zeros((2 * n, *old_masks.shape[1:]), dtype=bool)
+            self.action_masks[:n] = old_masks
         if isinstance(old[0], dict):
             assert isinstance(self.observations, dict)
             for key, value in old[0].items():
@@ -192,10 +204,19 @@ class ReinforceRolloutBuffer(BaseBuffer):
         self.score_weights: np.ndarray | None = None  # gamma^k_t with discount_score
         self._batch: ReinforceBatch | None = None
 
-    def add(self, obs: Observations, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict]) -> None:
+    def add(
+        self,
+        obs: Observations,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict],
+        action_masks: np.ndarray | None = None,
+    ) -> None:
         """
         Write one step of every env: observation ``s_t``, action ``a_t`` (as sampled, before clipping), reward ``r_t``
         and whether the episode ended; ``infos`` give the time-limit truncations (with SB3's terminal observation).
+        ``action_masks`` (``(n_envs, mask size)``, maskable policies) are the actions that were allowed.
         """
         if self.pos == self.buffer_size:
             if self.n_episodes is None:
@@ -209,6 +230,11 @@ class ReinforceRolloutBuffer(BaseBuffer):
             assert isinstance(self.observations, np.ndarray)
             self.observations[self.pos] = obs.reshape(self.observations.shape[1:])
         self.actions[self.pos] = action.reshape(self.n_envs, self.action_dim)
+        if action_masks is not None:
+            masks = np.asarray(action_masks, dtype=bool).reshape(self.n_envs, -1)
+            if self.action_masks is None:
+                self.action_masks = np.zeros((self.buffer_size, *masks.shape), dtype=bool)
+            self.action_masks[self.pos] = masks
         self.rewards[self.pos] = reward
         self.dones[self.pos] = done
         if self.n_episodes is not None:
@@ -375,6 +401,9 @@ class ReinforceRolloutBuffer(BaseBuffer):
                 timesteps=th.as_tensor(self.timesteps[rows, envs], device=self.device),
                 episode_ids=th.as_tensor(ids, device=self.device),
                 n_episodes=n_episodes,
+                action_masks=None
+                if self.action_masks is None
+                else th.as_tensor(self.action_masks[rows, envs], device=self.device),
             )
         return self._batch
 

@@ -45,6 +45,7 @@ class GradientStatsCallback(BaseCallback):
             [weights, score_weights],
             batch.episode_ids,
             batch.n_episodes,  # type: ignore[arg-type]
+            action_masks=batch.action_masks,
         )
         constants = self.model.fitted_baseline.parameter_constants()  # type: ignore[attr-defined]
         if constants is not None:  # one baseline constant per parameter: g_i - b * S_i

@@ -35,10 +35,13 @@ class _LogProb(nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(self, preprocessed_obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+    def forward(self, preprocessed_obs: PyTorchObs, actions: th.Tensor, action_masks: th.Tensor | None = None) -> th.Tensor:
         features = self.policy.pi_features_extractor(preprocessed_obs)
         latent_pi = self.policy.mlp_extractor.forward_actor(features)
-        return self.policy._get_action_dist_from_latent(latent_pi).log_prob(actions)
+        distribution = self.policy._get_action_dist_from_latent(latent_pi)
+        if action_masks is not None:  # sb3-contrib's maskable distributions
+            distribution.apply_masking(action_masks)  # type: ignore[attr-defined]
+        return distribution.log_prob(actions)
 
 
 @contextmanager
@@ -86,6 +89,7 @@ def episode_gradients(
     episode_ids: th.Tensor,
     n_episodes: int,
     names: list[str] | None = None,
+    action_masks: th.Tensor | None = None,
 ) -> list[dict[str, th.Tensor]]:
     """
     Per-episode sums ``sum_{t in i} weight_t * grad log pi(a_t|s_t)``, for several weight vectors in one pass.
@@ -97,6 +101,7 @@ def episode_gradients(
     :param episode_ids: ``(n_steps,)`` integer id in ``[0, n_episodes)`` of each step's episode
     :param n_episodes: number of episodes
     :param names: parameter names (default: every parameter the action distribution depends on)
+    :param action_masks: ``(n_steps, mask size)`` allowed actions, for maskable policies
     :return: for each weight vector, ``{name: (n_episodes, *param.shape)}``
     """
     n_steps = batch_length(obs)
@@ -106,21 +111,24 @@ def episode_gradients(
     params = {f"policy.{name}": parameters[name].detach() for name in names}
     module = _LogProb(policy)
 
-    def log_prob(p: dict[str, th.Tensor], o: PyTorchObs, a: th.Tensor) -> th.Tensor:
+    def log_prob(p: dict[str, th.Tensor], o: PyTorchObs, a: th.Tensor, m: th.Tensor | None) -> th.Tensor:
         one_obs = {k: v.unsqueeze(0) for k, v in o.items()} if isinstance(o, dict) else o.unsqueeze(0)
+        if m is not None:
+            return functional_call(module, p, (one_obs, a.unsqueeze(0), m.unsqueeze(0)), tie_weights=False).sum()
         # tie_weights=False: a shared features extractor is reached under several names (features_extractor,
         # pi_features_extractor, vf_features_extractor); swapping it under one name swaps the module they share, and
         # tying would leave copies in the policy in place of the optimizer's parameters when the call ends.
         return functional_call(module, p, (one_obs, a.unsqueeze(0)), tie_weights=False).sum()
 
-    per_step_grad = vmap(grad(log_prob), in_dims=(None, 0, 0))
+    per_step_grad = vmap(grad(log_prob), in_dims=(None, 0, 0, None if action_masks is None else 0))
     preprocessed = preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
     sums = [{name: th.zeros((n_episodes, *parameters[name].shape), device=parameters[name].device) for name in names}
             for _ in weights]  # fmt: skip
     with _per_step_mode(policy):
         for start in range(0, n_steps, SCORE_CHUNK):
             chunk = slice(start, start + SCORE_CHUNK)
-            scores = per_step_grad(params, batch_slice(preprocessed, chunk), actions[chunk])
+            masks = None if action_masks is None else action_masks[chunk]
+            scores = per_step_grad(params, batch_slice(preprocessed, chunk), actions[chunk], masks)
             ids = episode_ids[chunk]
             for weight, total in zip(weights, sums, strict=True):
                 w = weight[chunk]

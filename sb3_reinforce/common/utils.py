@@ -9,15 +9,21 @@ from stable_baselines3.common.utils import obs_as_tensor
 from sb3_reinforce.common.buffers import Observations
 
 
-def sample_actions(policy: ActorCriticPolicy, obs: Observations) -> tuple[np.ndarray, np.ndarray]:
+def sample_actions(
+    policy: ActorCriticPolicy, obs: Observations, action_masks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """
     ``a_t ~ pi(.|s_t)`` from the actor alone (no value forward pass).
+
+    :param action_masks: which actions are allowed, for sb3-contrib's maskable policies (None: no masking)
 
     :return: the actions as sampled (what ``log pi`` is taken of), and as the env takes them: for a Box action space,
         reshaped to its shape, then unscaled (squashed policies) or clipped to its bounds, as SB3's rollouts do
     """
     with th.no_grad():
-        actions = policy.get_distribution(obs_as_tensor(obs, policy.device)).get_actions().cpu().numpy()  # type: ignore[arg-type]
+        masking = {} if action_masks is None else {"action_masks": action_masks}
+        distribution = policy.get_distribution(obs_as_tensor(obs, policy.device), **masking)  # type: ignore[arg-type]
+        actions = distribution.get_actions().cpu().numpy()
     env_actions = actions
     space = policy.action_space
     if isinstance(space, spaces.Box):

@@ -215,6 +215,10 @@ class REINFORCE(OnPolicyAlgorithm):
         """Whether the policy's value head is trained and evaluated (``baseline="value"``)."""
         return self.baseline == "value"
 
+    def action_masks(self, env: VecEnv) -> np.ndarray | None:
+        """The actions each env allows now: None (no masking; :class:`~sb3_reinforce.MaskableREINFORCE` reads them)."""
+        return None
+
     @property
     def estimator(self) -> ReturnEstimator:
         """The return estimator ``Psi_t`` (``return_estimator``), with the model's current ``gamma`` and ``gae_lambda``."""
@@ -234,8 +238,10 @@ class REINFORCE(OnPolicyAlgorithm):
             n_episodes=self.n_episodes if self.batch_mode == "episodes" else None,
             **self.rollout_buffer_kwargs,
         )
+        # sb3-contrib's maskable policies (MaskableREINFORCE) take no use_sde: their action spaces are discrete
+        sde = {"use_sde": self.use_sde} if issubclass(self.policy_class, ActorCriticPolicy) else {}
         self.policy = self.policy_class(  # type: ignore[assignment]
-            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+            self.observation_space, self.action_space, self.lr_schedule, **sde, **self.policy_kwargs
         )
         self.policy = self.policy.to(self.device)
         self._maybe_recommend_cpu()
@@ -301,9 +307,10 @@ class REINFORCE(OnPolicyAlgorithm):
                 # Sample a new noise matrix
                 self.policy.reset_noise(env.num_envs)
 
+            action_masks = self.action_masks(env)
             try:
                 # Only the actor runs here: V(s) is evaluated after the rollout, in one batched pass
-                actions, env_actions = sample_actions(self.policy, self._last_obs)
+                actions, env_actions = sample_actions(self.policy, self._last_obs, action_masks)
             except (ValueError, RuntimeError):
                 # torch.distributions rejects what a NaN/inf observation gives: name the env and step
                 rollout_buffer.check_finite(self._last_obs)  # type: ignore[arg-type]
@@ -320,7 +327,7 @@ class REINFORCE(OnPolicyAlgorithm):
                 self._update_info_buffer(infos, dones)
             n_steps += 1
 
-            rollout_buffer.add(self._last_obs, actions, rewards, dones, infos)  # type: ignore[arg-type]
+            rollout_buffer.add(self._last_obs, actions, rewards, dones, infos, action_masks)  # type: ignore[arg-type]
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
             if n_steps * env.num_envs > max_rollout_steps:
@@ -371,9 +378,9 @@ class REINFORCE(OnPolicyAlgorithm):
         weights = batch.policy_weights(self.normalize_advantage)
         values: th.Tensor | None = None
         if self.uses_value_function:
-            values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions)  # type: ignore[arg-type]
+            values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions, **batch.masking)  # type: ignore[arg-type]
         else:
-            distribution = self.policy.get_distribution(batch.observations)  # type: ignore[arg-type]
+            distribution = self.policy.get_distribution(batch.observations, **batch.masking)  # type: ignore[arg-type]
             log_prob, entropy = distribution.log_prob(batch.actions), distribution.entropy()
 
         # Policy gradient loss: its gradient is -mean_t w_t (Psi_t - b_t) grad log pi(a_t|s_t)
@@ -402,7 +409,8 @@ class REINFORCE(OnPolicyAlgorithm):
 
         # KL between the old and the new policy, after the update
         with th.no_grad():
-            new_log_prob = self.policy.get_distribution(batch.observations).log_prob(batch.actions)  # type: ignore[arg-type]
+            new_distribution = self.policy.get_distribution(batch.observations, **batch.masking)  # type: ignore[arg-type]
+            new_log_prob = new_distribution.log_prob(batch.actions)
             log_ratio = new_log_prob - log_prob.detach()
             approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
 
