@@ -208,7 +208,8 @@ def test_per_parameter_optimal_baseline_is_unbiased(kwargs):
     model = tabular_model(baseline="optimal", normalize_advantage=False, **kwargs)
     generator = np.random.default_rng(7)
     model.fitted_baseline.constants = {  # type: ignore[union-attr]
-        name: generator.normal(2.0, 1.0, size=p.shape) for name, p in model.policy.action_net.named_parameters(prefix="action_net")
+        name: generator.normal(2.0, 1.0, size=p.shape)
+        for name, p in model.policy.action_net.named_parameters(prefix="action_net")
     }
     per_episode = sample_gradients(model, N_EPISODES)
     z = z_scores(per_episode, exact_gradient(kwargs["gamma"]))
@@ -370,8 +371,9 @@ def test_per_parameter_baseline_in_the_gradient_callback():
             logged.append(self.logger.name_to_value["train/grad_variance"])
             batch = self.model.rollout_buffer.get_batch()  # type: ignore[attr-defined]
             ids = batch.episode_ids
-            g, s = scores.episode_gradients(self.model.policy, batch.observations, batch.actions,  # type: ignore[arg-type]
-                                            [batch.psi.float(), th.ones_like(batch.advantages)], ids, batch.n_episodes)  # fmt: skip
+            weights = [batch.psi.float(), th.ones_like(batch.advantages)]
+            policy = self.model.policy
+            g, s = scores.episode_gradients(policy, batch.observations, batch.actions, weights, ids, batch.n_episodes)  # type: ignore[arg-type]
             b = self.model.fitted_baseline.constants  # type: ignore[attr-defined]
             expected = {name: g[name] - th.as_tensor(b[name]).float() * s[name] for name in g}
             logged.append(gradient_statistics(expected)["grad_variance"])

@@ -50,9 +50,12 @@ class MaskableREINFORCE(REINFORCE):
     policy: MaskableActorCriticPolicy  # type: ignore[assignment]
 
     def __init__(self, policy: str | type[MaskableActorCriticPolicy], env: GymEnv | str, **kwargs: Any) -> None:
-        super().__init__(policy, env, **kwargs)  # type: ignore[arg-type]
-        if self.env is not None:
+        init_setup_model = kwargs.pop("_init_setup_model", True)
+        super().__init__(policy, env, _init_setup_model=False, **kwargs)  # type: ignore[arg-type]
+        if self.env is not None:  # before the policy is built for the action space
             self._check_env(self.env)
+        if init_setup_model:
+            self._setup_model()
 
     @staticmethod
     def _check_env(env: VecEnv) -> None:
