@@ -37,6 +37,11 @@ from sb3_reinforce import REINFORCE
         (dict(max_grad_norm=0.0), r"max_grad_norm=0.0.*> 0"),
         (dict(learning_rate=0.0), r"learning_rate=0.0.*> 0"),
         (dict(learning_rate=float("inf")), r"learning_rate=inf"),
+        (dict(policy_step="newton"), r"policy_step='newton'.*'gradient', 'natural'"),
+        (dict(policy_step="natural", target_kl=0.0), r"target_kl=0.0.*finite numbers > 0"),
+        (dict(target_kl=float("inf")), r"target_kl=inf.*finite numbers > 0"),
+        (dict(cg_max_steps=0), r"cg_max_steps=0.*positive integers"),
+        (dict(cg_damping=-0.1), r"cg_damping=-0.1.*finite numbers >= 0"),
         (dict(rollout_buffer_class=dict), r"rollout_buffer_class=<class 'dict'>.*ReinforceRolloutBuffer"),
     ],
 )

@@ -1,10 +1,12 @@
 import numbers
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.utils import flat_grad
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -15,14 +17,17 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_reinforce.common import scores
 from sb3_reinforce.common.baselines import BASELINES, Baseline, gradient_step
-from sb3_reinforce.common.buffers import ReinforceRolloutBuffer
+from sb3_reinforce.common.buffers import ReinforceBatch, ReinforceRolloutBuffer
+from sb3_reinforce.common.natural import add_to_parameters, distribution_parts, kl_divergence, natural_gradient_step
 from sb3_reinforce.common.returns import RETURN_ESTIMATORS, ReturnEstimator
 from sb3_reinforce.common.utils import sample_actions
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
 BATCH_MODES = ("steps", "episodes")
+POLICY_STEPS = ("gradient", "natural")
 # Saved attributes that name the on-policy algorithm that saved a file (for load's error message)
 _OTHER_ALGORITHMS = {"PPO": {"clip_range"}, "TRPO": {"cg_max_steps"}, "A2C": {"gae_lambda", "vf_coef"}}
 
@@ -77,7 +82,16 @@ class REINFORCE(OnPolicyAlgorithm):
     :param vf_coef: Value function coefficient for the loss calculation (``baseline="value"``)
     :param n_value_epochs: Number of extra full-batch regression steps of the value function per update, after the
         policy step (``baseline="value"``)
-    :param max_grad_norm: The maximum value for the gradient clipping
+    :param max_grad_norm: The maximum value for the gradient clipping (of the value step only, with the natural step)
+    :param policy_step: How the policy moves along its gradient ``g``: ``"gradient"`` (the optimizer's step on the
+        loss, as A2C) or ``"natural"`` (``theta += sqrt(2 target_kl / s^T F s) s`` with ``s = F^-1 g`` from conjugate
+        gradient, ``F`` the Fisher matrix: the truncated natural policy gradient, Kakade 2001; Schulman et al., 2015
+        without the line search; :mod:`sb3_reinforce.common.natural`). With ``"natural"`` the learning rate and
+        ``max_grad_norm`` only apply to the value function.
+    :param target_kl: With ``policy_step="natural"``: the KL divergence between the old and new policy that the
+        step's quadratic approximation reaches, > 0
+    :param cg_max_steps: With ``policy_step="natural"``: conjugate-gradient iterations for ``F^-1 g``
+    :param cg_damping: With ``policy_step="natural"``: added to the Fisher matrix's diagonal, >= 0
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
         instead of action noise exploration (default: False)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
@@ -123,6 +137,10 @@ class REINFORCE(OnPolicyAlgorithm):
         vf_coef: float = 0.5,
         n_value_epochs: int = 10,
         max_grad_norm: float = 0.5,
+        policy_step: str = "gradient",
+        target_kl: float = 0.01,
+        cg_max_steps: int = 10,
+        cg_damping: float = 0.1,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
         rollout_buffer_class: type[ReinforceRolloutBuffer] | None = None,
@@ -150,6 +168,10 @@ class REINFORCE(OnPolicyAlgorithm):
             vf_coef=vf_coef,
             n_value_epochs=n_value_epochs,
             max_grad_norm=max_grad_norm,
+            policy_step=policy_step,
+            target_kl=target_kl,
+            cg_max_steps=cg_max_steps,
+            cg_damping=cg_damping,
             rollout_buffer_class=rollout_buffer_class,
         )
         super().__init__(
@@ -182,6 +204,10 @@ class REINFORCE(OnPolicyAlgorithm):
         self.discount_score = discount_score
         self.normalize_advantage = normalize_advantage
         self.n_value_epochs = n_value_epochs
+        self.policy_step = policy_step
+        self.target_kl = target_kl
+        self.cg_max_steps = cg_max_steps
+        self.cg_damping = cg_damping
         # The baseline object (BASELINES[baseline]) with what it fitted on earlier batches, saved with the model.
         self.fitted_baseline: Baseline | None = None
 
@@ -389,21 +415,27 @@ class REINFORCE(OnPolicyAlgorithm):
         entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
         # With ent_coef=0 the entropy is only logged (a non-finite entropy gradient times 0 would still be NaN)
         loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
+        value_loss = th.zeros(())
         if values is not None:
             assert batch.value_targets is not None
             # Value loss: regression of V(s_t) towards the estimator's value targets
             value_loss = th.nn.functional.mse_loss(values.flatten(), batch.value_targets)
-            loss = loss + self.vf_coef * value_loss
+            if self.policy_step == "gradient":
+                loss = loss + self.vf_coef * value_loss
 
         # A baseline of one constant per parameter enters the gradient, not the loss: + b * grad mean_t w_t log pi
         named = dict(self.policy.named_parameters())
         added = self.fitted_baseline.gradient_term(self.policy, batch, log_prob)  # type: ignore[union-attr]
 
-        # Optimization step, with gradient clipping
-        grad_norm = gradient_step(
-            self.policy.optimizer, list(self.policy.parameters()), loss, self.max_grad_norm, "loss",
-            [(named[name], term) for name, term in added.items()],
-        )  # fmt: skip
+        if self.policy_step == "natural":
+            grad_norm, step_logs = self._natural_step(batch, loss, value_loss if values is not None else None, added)
+        else:
+            # Optimization step, with gradient clipping
+            grad_norm = gradient_step(
+                self.policy.optimizer, list(self.policy.parameters()), loss, self.max_grad_norm, "loss",
+                [(named[name], term) for name, term in added.items()],
+            )  # fmt: skip
+            step_logs = {}
         # The baseline is fitted to the batch it was used on, for the next batch
         fit_logs = self.fitted_baseline.fit(batch, self)  # type: ignore[union-attr]
 
@@ -420,7 +452,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/entropy_loss", entropy_loss.item())
         self.logger.record("train/approx_kl", approx_kl)
         self.logger.record("train/grad_norm", grad_norm)
-        for key, value in fit_logs.items():
+        for key, value in {**step_logs, **fit_logs}.items():
             self.logger.record(key, value)
         if self.baseline not in (None, "optimal") and len(batch.psi) > 1:
             # How much of the variance of what the baseline predicts (V's targets, or Psi_t) it explains
@@ -431,6 +463,38 @@ class REINFORCE(OnPolicyAlgorithm):
             self.logger.record("train/explained_variance", float(explained))
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+    def _natural_step(
+        self, batch: ReinforceBatch, policy_loss: th.Tensor, value_loss: th.Tensor | None, added: dict[str, th.Tensor]
+    ) -> tuple[float, dict[str, float]]:
+        """
+        The natural policy gradient step of the actor (:func:`~sb3_reinforce.common.natural.natural_gradient_step`),
+        then the optimizer's step on ``vf_coef *`` the value loss. Returns the norm of ``g`` and what to log.
+        """
+        named = dict(self.policy.named_parameters())
+        names = scores.parameters_used_by(self.policy, "actor")
+        actor = [named[name] for name in names]
+        # g: the ascent direction, with a per-parameter baseline's term
+        gradient = -flat_grad(policy_loss, actor, retain_graph=True)
+        if added:
+            gradient = gradient - th.cat([added[name].flatten() if name in added else th.zeros(named[name].numel())
+                                          for name in names])  # fmt: skip
+        if not th.isfinite(gradient).all():
+            raise FloatingPointError("The policy gradient is not finite; check the rewards' scale.")
+        # KL(pi_old || pi_theta) over the batch: 0 at theta_old, with the Fisher matrix as its Hessian
+        with th.no_grad():
+            old = distribution_parts(self.policy.get_distribution(batch.observations, **batch.masking))  # type: ignore[arg-type]
+        new = distribution_parts(self.policy.get_distribution(batch.observations, **batch.masking))  # type: ignore[arg-type]
+        kl = kl_divergence(old, new).mean()
+        step, logs = natural_gradient_step(actor, gradient, kl, self.target_kl, self.cg_max_steps, self.cg_damping)
+        if value_loss is not None:  # before the actor moves: the value loss's graph may share its features
+            gradient_step(self.policy.optimizer, list(self.policy.parameters()), self.vf_coef * value_loss,
+                          self.max_grad_norm, "value loss")  # fmt: skip
+        add_to_parameters(actor, step)
+        with th.no_grad():
+            after = distribution_parts(self.policy.get_distribution(batch.observations, **batch.masking))  # type: ignore[arg-type]
+            logs["train/kl"] = float(kl_divergence(old, after).mean())
+        return float(gradient.norm()), logs
 
     @classmethod
     def load(cls: type[SelfREINFORCE], path: Any, *args: Any, **kwargs: Any) -> SelfREINFORCE:  # type: ignore[override]
@@ -487,33 +551,34 @@ def _check_arguments(**kwargs: Any) -> None:
     def is_int(value: Any) -> bool:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
-    for name, registry in (("return_estimator", RETURN_ESTIMATORS), ("baseline", BASELINES)):
-        if kwargs[name] not in registry:
-            fail(name, ", ".join(repr(v) for v in registry))
-    if kwargs["batch_mode"] not in BATCH_MODES:
-        fail("batch_mode", ", ".join(repr(v) for v in BATCH_MODES))
+    for name, choices in (("return_estimator", RETURN_ESTIMATORS), ("baseline", BASELINES), ("batch_mode", BATCH_MODES),
+                          ("policy_step", POLICY_STEPS)):  # fmt: skip
+        if kwargs[name] not in choices:
+            fail(name, ", ".join(repr(v) for v in choices))
     _check_baseline_combination(kwargs)
     if RETURN_ESTIMATORS[kwargs["return_estimator"]].needs_value_function and kwargs["baseline"] != "value":
         raise ValueError(
             f"return_estimator={kwargs['return_estimator']!r} needs the learned value function, but "
             f"baseline={kwargs['baseline']!r}: use baseline='value' with it, or return_estimator 'total' or 'reward_to_go'."
         )
-    for name in ("gamma", "gae_lambda"):
-        if not is_real(kwargs[name]) or not 0.0 <= kwargs[name] <= 1.0:
-            fail(name, "numbers in [0, 1]")
-    for name in ("n_steps", "n_episodes"):
-        if not is_int(kwargs[name]) or kwargs[name] <= 0:
-            fail(name, "positive integers")
-    if not is_int(kwargs["n_value_epochs"]) or kwargs["n_value_epochs"] < 0:
-        fail("n_value_epochs", "non-negative integers")
-    for name in ("discount_score", "normalize_advantage"):
-        if not isinstance(kwargs[name], bool | np.bool_):
-            fail(name, "True, False")
-    for name in ("ent_coef", "vf_coef"):
-        if not is_real(kwargs[name]) or not np.isfinite(kwargs[name]) or kwargs[name] < 0:
-            fail(name, "finite numbers >= 0")
-    if not is_real(kwargs["max_grad_norm"]) or not kwargs["max_grad_norm"] > 0:
-        fail("max_grad_norm", "numbers > 0 (float('inf') disables clipping)")
+
+    def finite(value: Any) -> bool:
+        return is_real(value) and bool(np.isfinite(value))
+
+    # (arguments, test, allowed values)
+    rules: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
+        (("gamma", "gae_lambda"), lambda v: is_real(v) and 0.0 <= v <= 1.0, "numbers in [0, 1]"),
+        (("n_steps", "n_episodes", "cg_max_steps"), lambda v: is_int(v) and v > 0, "positive integers"),
+        (("n_value_epochs",), lambda v: is_int(v) and v >= 0, "non-negative integers"),
+        (("discount_score", "normalize_advantage"), lambda v: isinstance(v, bool | np.bool_), "True, False"),
+        (("ent_coef", "vf_coef", "cg_damping"), lambda v: finite(v) and v >= 0, "finite numbers >= 0"),
+        (("target_kl",), lambda v: finite(v) and v > 0, "finite numbers > 0"),
+        (("max_grad_norm",), lambda v: is_real(v) and v > 0, "numbers > 0 (float('inf') disables clipping)"),
+    ]
+    for names, test, allowed in rules:
+        for name in names:
+            if not test(kwargs[name]):
+                fail(name, allowed)
     lr = kwargs["learning_rate"]
     if not callable(lr) and (not is_real(lr) or not np.isfinite(lr) or lr <= 0):
         fail("learning_rate", "finite numbers > 0 or a schedule (callable)")
