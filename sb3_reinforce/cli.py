@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     if command in ZOO_COMMANDS:
         zoo.register()
         if command == "train" and zoo.uses_default_config(rest):
-            rest += ["--conf-file", zoo.default_config_path()]
+            rest += ["--conf-file", zoo.default_config_path(zoo.option_value(rest, "--algo") or zoo.ALGO_NAME)]
         storage = zoo.option_value(rest, "--storage")
         if command == "train" and storage is not None:
             zoo.prepare_storage(storage)

@@ -1,6 +1,9 @@
 """
-RL Baselines3 Zoo plugin: registers REINFORCE as ``--algo reinforce`` with its own hyperparameter file, its Optuna
-sampler and converter, and Weights & Biases tracking of the model's hyperparameters and final files.
+RL Baselines3 Zoo plugin: registers REINFORCE as ``--algo reinforce`` and MaskableREINFORCE as ``--algo
+reinforce_mask``, each with its own hyperparameter file, REINFORCE's Optuna sampler and converter, and Weights &
+Biases tracking of the model's hyperparameters and final files. With ``reinforce_mask`` the evaluations (training's
+and tuning's) use the env's action masks, through sb3-contrib's maskable ``evaluate_policy``; the maskable envs of
+sb3-contrib are registered as ``InvalidActionDiscrete-v0`` and ``InvalidActionMultiDiscrete-v0``.
 
 Registration mutates the zoo's own registries (``rl_zoo3.ALGOS``, ``HYPERPARAMS_SAMPLER``,
 ``HYPERPARAMS_CONVERTER``), which every zoo module shares by reference, so that every zoo command and every other
@@ -16,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import optuna
 import rl_zoo3
 import rl_zoo3.enjoy
@@ -23,18 +28,36 @@ import rl_zoo3.exp_manager
 import rl_zoo3.hyperparams_opt
 import rl_zoo3.train as zoo_train
 import rl_zoo3.utils
+from rl_zoo3.callbacks import TrialEvalCallback
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+from sb3_contrib.common.maskable.evaluation import evaluate_policy as maskable_evaluate_policy
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.vec_env import sync_envs_normalization
 
 from sb3_reinforce.reinforce import REINFORCE
+from sb3_reinforce.reinforce_mask import MaskableREINFORCE
 
 ALGO_NAME = "reinforce"
+MASK_ALGO_NAME = "reinforce_mask"
+ALGORITHMS: dict[str, type[REINFORCE]] = {ALGO_NAME: REINFORCE, MASK_ALGO_NAME: MaskableREINFORCE}
+
+# sb3-contrib's envs with invalid actions, registered for the zoo's commands: reward 1 for naming the state (the
+# observation), most actions invalid at each step, 100 steps per episode
+MASKED_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
+    "InvalidActionDiscrete-v0": ("sb3_contrib.common.envs:InvalidActionEnvDiscrete", dict(dim=60, n_invalid_actions=55)),
+    "InvalidActionMultiDiscrete-v0": (
+        "sb3_contrib.common.envs:InvalidActionEnvMultiDiscrete",
+        dict(dims=[30, 30], n_invalid_actions=54),
+    ),
+}
 
 
-def default_config_path() -> str:
-    """Path of the package's ``reinforce.yml`` (the repository's ``zoo_configs/``, shipped inside the wheel)."""
-    return str(resources.files("sb3_reinforce.zoo_configs").joinpath("reinforce.yml"))
+def default_config_path(algo: str = ALGO_NAME) -> str:
+    """Path of the package's ``reinforce.yml`` or ``reinforce_mask.yml`` (the repository's ``zoo_configs/``)."""
+    return str(resources.files("sb3_reinforce.zoo_configs").joinpath(f"{algo}.yml"))
 
 
 def convert_reinforce_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +127,10 @@ class ReinforceExperimentManager(ExperimentManager):
 
     def create_callbacks(self) -> None:
         super().create_callbacks()
+        if self.algo == MASK_ALGO_NAME:  # the same evaluation, with the env's action masks
+            self.callbacks = [
+                _maskable(callback) if type(callback) is EvalCallback else callback for callback in self.callbacks
+            ]
         wandb = _active_wandb()
         if wandb is not None and not self.optimize_hyperparameters:
             from wandb.integration.sb3 import WandbCallback
@@ -144,6 +171,43 @@ class ReinforceExperimentManager(ExperimentManager):
         return hyperparams, saved
 
 
+def _maskable(callback: EvalCallback) -> MaskableEvalCallback:
+    """sb3-contrib's ``MaskableEvalCallback`` with the settings of the zoo's ``EvalCallback``."""
+    return MaskableEvalCallback(
+        callback.eval_env, callback_on_new_best=callback.callback_on_new_best, n_eval_episodes=callback.n_eval_episodes,
+        eval_freq=callback.eval_freq, log_path=callback.log_path and os.path.dirname(callback.log_path),
+        best_model_save_path=callback.best_model_save_path, deterministic=callback.deterministic,
+    )  # fmt: skip
+
+
+class MaskAwareTrialEvalCallback(TrialEvalCallback):
+    """The zoo's tuning evaluation; for MaskableREINFORCE, with the env's action masks (sb3-contrib's evaluation)."""
+
+    def _on_step(self) -> bool:
+        if not isinstance(self.model, MaskableREINFORCE):
+            return super()._on_step()
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            sync_envs_normalization(self.training_env, self.eval_env)
+            rewards, _ = maskable_evaluate_policy(
+                self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes,  # type: ignore[arg-type]
+                deterministic=self.deterministic, return_episode_rewards=True, warn=self.warn,
+            )  # fmt: skip
+            self.last_mean_reward = float(np.mean(rewards))
+            self.eval_idx += 1
+            self.trial.report(self.last_mean_reward, self.eval_idx)
+            if self.trial.should_prune():
+                self.is_pruned = True
+                return False
+        return True
+
+
+def register_masked_envs() -> None:
+    """Register :data:`MASKED_ENVS` with Gymnasium (once)."""
+    for env_id, (entry_point, kwargs) in MASKED_ENVS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=100)
+
+
 def _active_wandb() -> Any:
     """The ``wandb`` module when a run is active, else None (wandb is an optional dependency)."""
     try:
@@ -169,8 +233,8 @@ def build_model(
     :return: the model and the hyperparameters the zoo saved for it
     """
     register()
-    if config is None and algo == ALGO_NAME:
-        config = default_config_path()
+    if config is None and algo in ALGORITHMS:
+        config = default_config_path(algo)
     manager = ExperimentManager(
         argparse.Namespace(), algo, env_id, log_folder, n_timesteps=1, eval_freq=-1, hyperparams=hyperparams,
         config=config, verbose=0, vec_env_type=vec_env_type,
@@ -185,12 +249,15 @@ def register() -> None:
     """Make ``--algo reinforce`` known to every zoo command. Idempotent."""
     # The zoo modules import these registries by name; set the entry in each of them, so that a zoo release that
     # copies a registry instead of sharing it still sees REINFORCE.
-    for module in (rl_zoo3, rl_zoo3.utils, zoo_train, rl_zoo3.enjoy, rl_zoo3.exp_manager):
-        module.ALGOS[ALGO_NAME] = REINFORCE
-    for module in (rl_zoo3.hyperparams_opt, rl_zoo3.exp_manager):
-        module.HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_reinforce_params
-        module.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_reinforce_params
+    for name, algorithm in ALGORITHMS.items():
+        for module in (rl_zoo3, rl_zoo3.utils, zoo_train, rl_zoo3.enjoy, rl_zoo3.exp_manager):
+            module.ALGOS[name] = algorithm
+        for module in (rl_zoo3.hyperparams_opt, rl_zoo3.exp_manager):
+            module.HYPERPARAMS_SAMPLER[name] = sample_reinforce_params
+            module.HYPERPARAMS_CONVERTER[name] = convert_reinforce_params
     zoo_train.ExperimentManager = ReinforceExperimentManager  # type: ignore[misc]
+    rl_zoo3.exp_manager.TrialEvalCallback = MaskAwareTrialEvalCallback  # type: ignore[misc]
+    register_masked_envs()
 
 
 def prepare_storage(storage: str, attempts: int = 5) -> None:
@@ -226,6 +293,6 @@ def option_value(argv: list[str], *names: str) -> str | None:
 
 
 def uses_default_config(argv: list[str]) -> bool:
-    """Whether a ``train`` command line runs REINFORCE without its own ``-conf``/``--conf-file``."""
+    """Whether a ``train`` command line runs REINFORCE (or MaskableREINFORCE) without its own ``-conf``/``--conf-file``."""
     has_conf = option_value(argv, "-conf", "--conf-file") is not None
-    return option_value(argv, "--algo") == ALGO_NAME and not has_conf
+    return option_value(argv, "--algo") in ALGORITHMS and not has_conf

@@ -12,7 +12,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_reinforce import REINFORCE
-from tests.test_diagnostics import C, W, TabularMDP
+from tests.test_diagnostics import C, TabularMDP, W
 
 
 def natural_model(**kwargs) -> REINFORCE:

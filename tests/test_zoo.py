@@ -286,3 +286,44 @@ def test_train_loads_the_studys_trial(tmp_path, trial_id):
     expected = "linear" if trial_id == 0 else "mean"
     assert hyperparams["baseline"] == saved["baseline"] == expected
     assert hyperparams["n_episodes"] == 4 and hyperparams["normalize_advantage"] is False
+
+
+MASK_CONFIG = ROOT / "zoo_configs" / "reinforce_mask.yml"
+
+
+def test_maskable_algorithm_is_registered_with_its_config_and_envs():
+    zoo.register()
+    import rl_zoo3.exp_manager
+
+    from sb3_reinforce import MaskableREINFORCE
+
+    assert rl_zoo3.exp_manager.ALGOS["reinforce_mask"] is MaskableREINFORCE
+    assert Path(zoo.default_config_path("reinforce_mask")).resolve() == MASK_CONFIG.resolve()
+    assert zoo.uses_default_config(["--algo", "reinforce_mask"])
+    for env_id in yaml.safe_load(MASK_CONFIG.read_text()):
+        if env_id != "default":
+            model, _ = zoo.build_model("reinforce_mask", env_id, "unused")
+            assert isinstance(model, MaskableREINFORCE)
+            model.env.close()  # type: ignore[union-attr]
+
+
+def test_maskable_train_evaluates_with_masks_and_tunes(tmp_path):
+    """`train --algo reinforce_mask`: evaluations with the env's masks (a policy that ignored them would score near 0
+    on this env, where 55 of 60 actions are invalid); `-optimize` runs trials through the masked evaluation."""
+    run_cli(
+        "train", "--algo", "reinforce_mask", "--env", "InvalidActionDiscrete-v0", "-n", "8000", "--seed", "0",
+        "-f", "logs", "--eval-freq", "4000", "--eval-episodes", "3", cwd=tmp_path,
+    )  # fmt: skip
+    evaluations = np.load(tmp_path / "logs" / "reinforce_mask" / "InvalidActionDiscrete-v0_1" / "evaluations.npz")
+    assert evaluations["results"].shape == (2, 3)
+    assert evaluations["results"][-1].mean() > 30  # out of 100 (measured: 73.0 at 8,000 steps, seed 0)
+    storage = f"sqlite:///{tmp_path / 'mask.db'}"
+    run_cli(
+        "train", "--algo", "reinforce_mask", "--env", "InvalidActionDiscrete-v0", "-n", "2000", "-optimize",
+        "--n-trials", "2", "--n-jobs", "1", "--sampler", "random", "--pruner", "none", "--storage", storage,
+        "--study-name", "mask", "--n-evaluations", "1", "--eval-episodes", "2", "-f", "logs", "--no-optim-plots",
+        cwd=tmp_path,
+    )  # fmt: skip
+    trials = optuna.load_study(study_name="mask", storage=storage).get_trials(deepcopy=False)
+    assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.value is not None and t.value > 0 for t in trials)  # a masked random policy scores about 100/5 = 20
