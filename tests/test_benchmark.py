@@ -152,6 +152,20 @@ def test_aliases_zoo_configs_of_older_env_versions(tmp_path):
     assert benchmark_cli.zoo_configs_with_aliases("ppo", ["CartPole-v1"], tmp_path / "none") is None
 
 
+def test_per_seed_rows():
+    """First step at the threshold, and the lowest evaluation from then on (here a fall back below it)."""
+    from sb3_reinforce.benchmark.statistics import per_seed
+
+    record = dict(env="CartPole-v1", algo="reinforce", seed=3, wall_time=2.0, eval_timesteps=[10, 20, 30, 40],
+                  eval_returns=[100.0, 480.0, 300.0, 500.0])  # fmt: skip
+    never = {**record, "seed": 4, "eval_returns": [1.0, 2.0, 3.0, 4.0]}
+    rows = per_seed([never, record], {"CartPole-v1": 475.0})
+    assert [r["seed"] for r in rows] == [3, 4]
+    assert rows[0]["steps_to_threshold"] == 20 and rows[0]["lowest_after_reaching"] == 300.0
+    assert rows[0]["final"] == 500.0 and rows[0]["best"] == 500.0
+    assert rows[1]["steps_to_threshold"] is None and rows[1]["lowest_after_reaching"] is None
+
+
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "sb3_reinforce", "benchmark", *args],
@@ -186,8 +200,15 @@ def test_tiny_grid_resume_and_failure(tmp_path):
     assert all(r["env"] == "CartPole-v1" and r["seeds"] == "2" for r in rows)
     aggregate = list(csv.DictReader(open(out / "aggregate.csv")))
     assert len(aggregate) == 3
-    for name in ("results.md", "aggregate.md", "report.md", "curves_CartPole-v1.png", "aggregate.png"):
+    for name in ("results.md", "aggregate.md", "per_seed.md", "report.md", "curves_CartPole-v1.png", "aggregate.png"):
         assert (out / name).stat().st_size > 0
+    seeds = list(csv.DictReader(open(out / "per_seed.csv")))
+    assert len(seeds) == 6 and {(r["algo"], r["seed"]) for r in seeds} >= {("a2c", "0"), ("a2c", "1")}
+    for row in seeds:  # every run's own curve
+        folder = out / "runs" / AlgoSpec.parse(row["algo"]).folder / "CartPole-v1" / f"seed_{row['seed']}"
+        run = json.loads((folder / "result.json").read_text())
+        assert float(row["final"]) == pytest.approx(run["eval_returns"][-1])
+        assert float(row["best"]) == pytest.approx(max(run["eval_returns"]))
     report = (out / "report.md").read_text()
     assert "sb3-reinforce benchmark --envs CartPole-v1" in report and "Failed runs" in report
 

@@ -22,6 +22,8 @@ reported (``failed.json`` and its log) and the others go on. From the finished r
 - ``aggregate.csv`` / ``aggregate.md`` / ``aggregate.png``: IQM and optimality gap of the final returns normalised
   per env as ``(return - random) / (threshold - random)`` (``random``: a uniformly random policy, measured), with
   95% stratified bootstrap confidence intervals (rliable);
+- ``per_seed.csv`` / ``per_seed.md``: per run, the final and best evaluation, the first step at the threshold and the
+  lowest evaluation after it;
 - ``curves_ENV.png``: evaluation return against steps, mean and 95% t-interval over seeds, all algorithms;
 - ``report.md``: all of the above with the command, date and machine.
 

@@ -150,7 +150,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> tuple[list[AlgoSpec], dict[str, float], dict[str, int]]:
     """Check the arguments that need no model; return the algorithms, threshold overrides and budgets per env."""
+    from sb3_reinforce.zoo import register_masked_envs
+
     _import_gym_packages(args.gym_packages)
+    register_masked_envs()  # as every `sb3-reinforce train` run registers them
     if args.seeds < 1:
         raise ValueError(f"--seeds: {args.seeds} given; allowed: a number of seeds >= 1")
     for name in ("jobs", "n_timesteps", "eval_freq", "eval_episodes"):

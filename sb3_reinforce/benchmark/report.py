@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from sb3_reinforce.benchmark.runner import machine_description
-from sb3_reinforce.benchmark.statistics import aggregate, runs_of, summarize, t_interval
+from sb3_reinforce.benchmark.statistics import aggregate, per_seed, runs_of, summarize, t_interval
 
 
 def _format(value: Any) -> str:
@@ -31,6 +31,11 @@ RESULT_COLUMNS = {
     "final_std": "std", "final_ci_low": "95% CI low", "final_ci_high": "95% CI high", "threshold": "threshold",
     "reached": "seeds reaching it", "median_steps_to_threshold": "median steps to threshold",
     "auc": "AUC (mean return)", "wall_time_s": "wall time (s)", "fps": "fps",
+}  # fmt: skip
+SEED_COLUMNS = {
+    "env": "env", "algo": "algorithm", "seed": "seed", "final": "final return", "best": "best evaluation",
+    "steps_to_threshold": "first step at threshold", "lowest_after_reaching": "lowest evaluation after it",
+    "auc": "AUC (mean return)", "wall_time_s": "wall time (s)",
 }  # fmt: skip
 AGGREGATE_COLUMNS = {
     "algo": "algorithm", "envs": "envs", "runs_per_env": "runs per env", "iqm": "IQM", "iqm_low": "IQM 95% low",
@@ -111,9 +116,13 @@ def write_report(
     aggregate_rows = aggregate(records, thresholds, randoms) if records else []
     _write_csv(out / "results.csv", rows)
     _write_csv(out / "aggregate.csv", aggregate_rows)
+    seed_rows = per_seed(records, thresholds)
+    _write_csv(out / "per_seed.csv", seed_rows)
     results_md = markdown_table(rows, RESULT_COLUMNS)
     aggregate_md = markdown_table(aggregate_rows, AGGREGATE_COLUMNS)
+    seeds_md = markdown_table(seed_rows, SEED_COLUMNS)
     (out / "results.md").write_text(results_md)
+    (out / "per_seed.md").write_text(seeds_md)
     (out / "aggregate.md").write_text(aggregate_md)
     figures = []
     for env_id in sorted({r["env"] for r in records}):
@@ -141,6 +150,9 @@ def write_report(
         f"Normalised score (random policy .. threshold): {normalisation}.",
         "",
         aggregate_md,
+        "## Per seed",
+        "",
+        seeds_md,
         "## Figures",
         "",
         *[f"![{name}]({name})" for name in figures],

@@ -67,6 +67,31 @@ def runs_of(records: list[dict[str, Any]], algo: str, env_id: str) -> list[dict[
     return sorted((r for r in records if r["algo"] == algo and r["env"] == env_id), key=lambda r: r["seed"])
 
 
+def per_seed(records: list[dict[str, Any]], thresholds: dict[str, float | None]) -> list[dict[str, Any]]:
+    """
+    One row per run: its final and best evaluation, the first step at which it reached the threshold, and the lowest
+    evaluation from then on (a run that falls back below the threshold after solving the env shows it here).
+    """
+    rows = []
+    for record in sorted(records, key=lambda r: (r["env"], r["algo"], r["seed"])):
+        timesteps, returns = np.array(record["eval_timesteps"]), np.array(record["eval_returns"])
+        reached = steps_to_threshold(timesteps, returns, thresholds[record["env"]])
+        rows.append(
+            {
+                "env": record["env"],
+                "algo": record["algo"],
+                "seed": record["seed"],
+                "final": float(returns[-1]),
+                "best": float(returns.max()),
+                "steps_to_threshold": reached,
+                "lowest_after_reaching": None if reached is None else float(returns[timesteps >= reached].min()),
+                "auc": area_under_curve(timesteps, returns),
+                "wall_time_s": float(record["wall_time"]),
+            }
+        )
+    return rows
+
+
 def summarize(records: list[dict[str, Any]], thresholds: dict[str, float | None]) -> list[dict[str, Any]]:
     """One row per (algorithm, env) of the finished runs' records."""
     rows = []
