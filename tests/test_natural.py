@@ -116,3 +116,21 @@ def test_natural_step_with_a_shared_features_extractor_and_value_loss():
                       policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)))  # fmt: skip
     model.learn(64)
     assert model._n_updates > 0 and "train/value_loss" in model.logger.name_to_value
+
+
+@pytest.mark.parametrize("case", ["box", "gsde", "masked_multidiscrete", "masked_multibinary"])
+def test_natural_step_with_every_distribution(case):
+    """The KL and its Fisher-vector products for Gaussian, gSDE and sb3-contrib's masked multi-categorical policies."""
+    from sb3_contrib.common.envs import InvalidActionEnvMultiBinary, InvalidActionEnvMultiDiscrete
+
+    from sb3_reinforce import MaskableREINFORCE
+
+    if case in ("box", "gsde"):
+        model = REINFORCE("MlpPolicy", "Pendulum-v1", n_steps=256, policy_step="natural", use_sde=case == "gsde", seed=0)
+    else:
+        env = (InvalidActionEnvMultiDiscrete(dims=[4, 4], n_invalid_actions=3) if case == "masked_multidiscrete"
+               else InvalidActionEnvMultiBinary(dims=3, n_invalid_actions=2))  # fmt: skip
+        model = MaskableREINFORCE("MlpPolicy", env, batch_mode="episodes", n_episodes=2, policy_step="natural", seed=0)
+    model.learn(600)
+    logged = model.logger.name_to_value
+    assert 0.001 < logged["train/kl"] < 0.03 and logged["train/cg_residual"] < 0.1, logged
