@@ -46,8 +46,12 @@ class REINFORCE(OnPolicyAlgorithm):
     return estimator (:mod:`sb3_reinforce.common.returns`), ``b_t`` the baseline
     (:mod:`sb3_reinforce.common.baselines`), ``w_t = gamma^k_t`` with ``discount_score`` and 1 otherwise; the rollout
     buffer computes them (:meth:`~sb3_reinforce.common.buffers.ReinforceRolloutBuffer.compute_returns_and_advantage`).
+    With ``policy_step="natural"`` the actor moves along ``F^-1 g`` instead, ``g`` the gradient of the same objective
+    and ``F`` the Fisher matrix, by a step whose quadratic KL is ``target_kl`` (:mod:`sb3_reinforce.common.natural`).
 
     Paper: Williams (1992), https://doi.org/10.1007/BF00992696 ;
+    natural gradient: Kakade (2001), "A Natural Policy Gradient", NIPS 14 ;
+    TRPO: Schulman et al. (2015), https://arxiv.org/abs/1502.05477 ;
     GAE: Schulman et al. (2016), https://arxiv.org/abs/1506.02438 ;
     discounted score: Thomas (2014), https://proceedings.mlr.press/v32/thomas14.html
     Code: modelled on Stable-Baselines3's A2C and Spinning Up's VPG.
@@ -380,8 +384,10 @@ class REINFORCE(OnPolicyAlgorithm):
 
     def train(self) -> None:
         """
-        One gradient step of the policy on the whole batch (as A2C), then the baseline's fit to the batch it was used
-        on (``n_value_epochs`` regression steps of ``V`` with the value baseline). KL is measured after the update.
+        One step of the policy on the whole batch: the optimizer's gradient step on the loss (as A2C), or with
+        ``policy_step="natural"`` the natural gradient step (:meth:`_natural_step`); then the baseline's fit to the
+        batch it was used on (``n_value_epochs`` regression steps of ``V`` with the value baseline). KL is measured
+        after the update.
         """
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
