@@ -64,3 +64,25 @@ $B --envs CartPole-v1 --algos reinforce "reinforce:n_value_epochs=5,learning_rat
 
 # The CartPole-v1 entry after the core's redesign (docs/zoo.md, docs/benchmark.md)
 $B --envs CartPole-v1 --algos reinforce --seeds 5 --jobs 2 --out "$OUT/cartpole_redesign"
+
+# The leave-one-out and per-parameter optimal baselines (docs/benchmark.md)
+$B --envs CartPole-v1 --algos reinforce "reinforce:baseline=None" "reinforce:baseline='mean'" "reinforce:baseline='loo'" \
+    "reinforce:baseline='optimal'" "reinforce:baseline='optimal_scalar'" "reinforce:return_estimator='total',baseline='loo'" \
+    --seeds 5 --jobs 1 --out "$OUT/ablation_baselines_cartpole"
+A="batch_mode='episodes',n_episodes=8,return_estimator='reward_to_go',normalize_advantage=False,learning_rate=0.001"
+$B --envs Acrobot-v1 --algos "reinforce:baseline='value',$A" "reinforce:baseline=None,$A" "reinforce:baseline='mean',$A" \
+    "reinforce:baseline='loo',$A" "reinforce:baseline='optimal',$A" "reinforce:baseline='optimal_scalar',$A" \
+    --seeds 5 --jobs 1 --n-timesteps 200000 --out "$OUT/ablation_baselines_acrobot"
+
+# The natural step beside the plain step and TRPO (docs/benchmark.md)
+$B --envs CartPole-v1 --algos reinforce "reinforce:policy_step='natural'" trpo --seeds 5 --jobs 1 --out "$OUT/natural_cartpole"
+$B --envs Acrobot-v1 --algos reinforce "reinforce:policy_step='natural'" trpo --seeds 3 --jobs 1 --out "$OUT/natural_acrobot"
+$B --envs HalfCheetah-v5 Hopper-v5 --algos "reinforce:policy_step='natural'" --seeds 3 --jobs 1 --out "$OUT/natural_mujoco"
+
+# Masking (docs/reinforce_mask.md)
+$B --envs InvalidActionDiscrete-v0 InvalidActionMultiDiscrete-v0 --algos reinforce_mask \
+    "reinforce:n_envs=4,batch_mode='episodes',n_episodes=8,learning_rate=0.003,return_estimator='reward_to_go',baseline='value'" \
+    --seeds 5 --n-timesteps 50000 --jobs 1 --out "$OUT/masking"
+
+# REINFORCE, A2C, PPO and TRPO on MuJoCo at 1M steps (in progress: seed 0 of all but Hopper-v5's A2C, PPO, TRPO)
+$B --envs HalfCheetah-v5 Hopper-v5 --algos reinforce a2c ppo trpo --seeds 3 --jobs 1 --out "$OUT/mujoco4"
