@@ -8,9 +8,8 @@ from sb3_contrib.common.maskable.policies import (
     MaskableMultiInputActorCriticPolicy,
 )
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.reinforce.reinforce import REINFORCE
@@ -92,15 +91,3 @@ class MaskableREINFORCE(REINFORCE):
         ``action_masks`` is given (``sb3_contrib.common.maskable.utils.get_action_masks(env)``), among all otherwise.
         """
         return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
-
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, BaseCallback]:
-        assert self.env is not None, "MaskableREINFORCE needs an env to learn: pass one to load() or set_env()"
-        self._check_env(self.env)
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
