@@ -64,6 +64,11 @@ def _finite_rows(obs: np.ndarray) -> np.ndarray:
     return np.isfinite(obs).all(axis=tuple(range(2, obs.ndim)))
 
 
+def masking(action_masks: Any) -> dict[str, Any]:
+    """``{"action_masks": ...}`` for a maskable policy's ``get_distribution``/``evaluate_actions``, ``{}`` for None."""
+    return {} if action_masks is None else {"action_masks": action_masks}
+
+
 class ReinforceBatch(NamedTuple):
     """The steps of one rollout that enter the loss (``valid``), flattened in ``np.nonzero`` order, on the device."""
 
@@ -80,8 +85,8 @@ class ReinforceBatch(NamedTuple):
 
     @property
     def masking(self) -> dict[str, th.Tensor]:
-        """``{"action_masks": ...}`` for a maskable policy's ``get_distribution``/``evaluate_actions``, else ``{}``."""
-        return {} if self.action_masks is None else {"action_masks": self.action_masks}
+        """The batch's masks as keyword arguments of the policy (:func:`masking`)."""
+        return masking(self.action_masks)
 
     def policy_weights(self, normalize_advantage: bool) -> th.Tensor:
         """

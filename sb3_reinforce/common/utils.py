@@ -6,7 +6,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
-from sb3_reinforce.common.buffers import Observations
+from sb3_reinforce.common.buffers import Observations, masking
 
 
 def sample_actions(
@@ -21,8 +21,7 @@ def sample_actions(
         reshaped to its shape, then unscaled (squashed policies) or clipped to its bounds, as SB3's rollouts do
     """
     with th.no_grad():
-        masking = {} if action_masks is None else {"action_masks": action_masks}
-        distribution = policy.get_distribution(obs_as_tensor(obs, policy.device), **masking)  # type: ignore[arg-type]
+        distribution = policy.get_distribution(obs_as_tensor(obs, policy.device), **masking(action_masks))  # type: ignore[arg-type]
         actions = distribution.get_actions().cpu().numpy()
     env_actions = actions
     space = policy.action_space
