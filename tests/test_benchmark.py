@@ -106,6 +106,19 @@ def test_summary_and_aggregate_on_known_runs():
         assert r["runs_per_env"] == 2 and r["envs"] == 2
 
 
+def test_comparison_table_pivots_the_results():
+    """summary.md: one line per env, one column per algorithm, a blank cell where an algorithm has no runs."""
+    from sb3_reinforce.benchmark.report import comparison_table
+
+    records = [_record("a", "E1", 0, [0.0, 10.0]), _record("a", "E1", 1, [0.0, 4.0]), _record("b", "E2", 0, [0.0, 2.0])]
+    rows = benchmark.summarize(records, {"E1": 10.0, "E2": 1.0})
+    table = comparison_table(rows, [dict(algo="a", iqm=0.5, iqm_low=0.25, iqm_high=0.75)]).splitlines()
+    assert table[0] == "| env | a | b |"
+    assert table[2] == f"| E1 | 7 +/- {np.std([10, 4], ddof=1):.4g} (2) |  |"
+    assert table[3] == "| E2 |  | 2 +/- 0 (1) |"
+    assert table[4] == "| IQM (normalised, 95% CI) | 0.500 [0.250, 0.750] |  |"
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [
@@ -200,7 +213,8 @@ def test_tiny_grid_resume_and_failure(tmp_path):
     assert all(r["env"] == "CartPole-v1" and r["seeds"] == "2" for r in rows)
     aggregate = list(csv.DictReader(open(out / "aggregate.csv")))
     assert len(aggregate) == 3
-    for name in ("results.md", "aggregate.md", "per_seed.md", "report.md", "curves_CartPole-v1.png", "aggregate.png"):
+    names = ("results.md", "aggregate.md", "per_seed.md", "summary.md", "report.md", "curves_CartPole-v1.png", "aggregate.png")
+    for name in names:
         assert (out / name).stat().st_size > 0
     seeds = list(csv.DictReader(open(out / "per_seed.csv")))
     assert len(seeds) == 6 and {(r["algo"], r["seed"]) for r in seeds} >= {("a2c", "0"), ("a2c", "1")}

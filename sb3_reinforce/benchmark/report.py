@@ -43,6 +43,22 @@ AGGREGATE_COLUMNS = {
 }  # fmt: skip
 
 
+def comparison_table(rows: list[dict[str, Any]], aggregate_rows: list[dict[str, Any]]) -> str:
+    """
+    One line per env and one column per algorithm: final return, mean +/- std (number of seeds), then a line of
+    rliable's IQM [95% interval] for the algorithms that ran on every env (a blank cell: no runs).
+    """
+    algos = sorted({r["algo"] for r in rows})
+    cells = {(r["env"], r["algo"]): f"{_format(r['final_mean'])} +/- {_format(r['final_std'])} ({r['seeds']})" for r in rows}
+    lines = ["| env | " + " | ".join(algos) + " |", "|" + " --- |" * (len(algos) + 1)]
+    for env_id in sorted({r["env"] for r in rows}):
+        lines.append(f"| {env_id} | " + " | ".join(cells.get((env_id, algo), "") for algo in algos) + " |")
+    if aggregate_rows:
+        iqm = {r["algo"]: f"{r['iqm']:.3f} [{r['iqm_low']:.3f}, {r['iqm_high']:.3f}]" for r in aggregate_rows}
+        lines.append("| IQM (normalised, 95% CI) | " + " | ".join(iqm.get(algo, "") for algo in algos) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="") as file:
         if rows:
@@ -121,7 +137,9 @@ def write_report(
     results_md = markdown_table(rows, RESULT_COLUMNS)
     aggregate_md = markdown_table(aggregate_rows, AGGREGATE_COLUMNS)
     seeds_md = markdown_table(seed_rows, SEED_COLUMNS)
+    summary_md = comparison_table(rows, aggregate_rows)
     (out / "results.md").write_text(results_md)
+    (out / "summary.md").write_text(summary_md)
     (out / "per_seed.md").write_text(seeds_md)
     (out / "aggregate.md").write_text(aggregate_md)
     figures = []
@@ -142,6 +160,9 @@ def write_report(
         "",
         settings,
         "",
+        "## Summary (final return, mean +/- std (seeds); IQM over the envs)",
+        "",
+        summary_md,
         "## Per environment",
         "",
         results_md,
