@@ -92,6 +92,9 @@ def test_summary_and_aggregate_on_known_runs():
     assert row["final_ci_low"] == pytest.approx(7.0 - half) and row["final_ci_high"] == pytest.approx(7.0 + half)
     assert row["reached"] == 1 and row["median_steps_to_threshold"] is None  # median of {200, never}
     assert rows["b", "E1"]["median_steps_to_threshold"] == 100
+    assert row["held"] == 1 and rows["b", "E1"]["held"] == 2 and rows["b", "E2"]["held"] == 1
+    dipped = benchmark.summarize([_record("c", "E1", 0, [10.0, 9.0, 10.0])], thresholds)[0]
+    assert dipped["reached"] == 1 and dipped["held"] == 0
     assert row["auc"] == pytest.approx(np.mean([5.0, 2.0]))
 
     randoms = {"E1": 0.0, "E2": 0.0}

@@ -62,6 +62,12 @@ def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarra
     return mean, mean - half, mean + half
 
 
+def stays_above(timesteps: np.ndarray, returns: np.ndarray, threshold: float | None) -> bool:
+    """Whether the run reached ``threshold`` and no later evaluation fell below it."""
+    reached = steps_to_threshold(timesteps, returns, threshold)
+    return reached is not None and bool(returns[timesteps >= reached].min() >= threshold)
+
+
 def runs_of(records: list[dict[str, Any]], algo: str, env_id: str) -> list[dict[str, Any]]:
     """The records of ``algo`` on ``env_id``, by seed."""
     return sorted((r for r in records if r["algo"] == algo and r["env"] == env_id), key=lambda r: r["seed"])
@@ -103,6 +109,7 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float | None]
         curves = [(np.array(r["eval_timesteps"]), np.array(r["eval_returns"])) for r in runs]
         reached = [steps_to_threshold(t, y, thresholds[env_id]) for t, y in curves]
         hits = [s for s in reached if s is not None]
+        held = sum(stays_above(t, y, thresholds[env_id]) for t, y in curves)
         median_steps = float(np.median([np.inf if s is None else s for s in reached]))
         fps = [r["fps"] for r in runs if r.get("fps")]
         rows.append(
@@ -117,6 +124,7 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float | None]
                 "final_ci_high": float(high),
                 "threshold": thresholds[env_id],
                 "reached": len(hits),
+                "held": held,
                 "median_steps_to_threshold": None if np.isinf(median_steps) else int(median_steps),
                 "auc": float(np.mean([area_under_curve(t, y) for t, y in curves])),
                 "wall_time_s": float(np.mean([r["wall_time"] for r in runs])),
