@@ -89,3 +89,38 @@ cp -rn "$OUT/natural_mujoco/runs/reinforce_policy_step=_natural_" "$OUT/mujoco4/
 $B --envs HalfCheetah-v5 Hopper-v5 --algos "reinforce:policy_step='gradient'" "reinforce:policy_step='natural'" \
     "reinforce:return_estimator='reward_to_go',batch_mode='episodes',n_episodes=8,policy_step='gradient'" \
     a2c ppo trpo --seeds 3 --jobs 1 --out "$OUT/mujoco4"
+
+# CartPole-v1: a hand search for a faster entry (docs/benchmark.md). Short screens at 3e4 steps, then screens at the
+# entry's budget of 1e5 steps (5 seeds each), then the entry and the fastest variant on 10 seeds.
+S="--envs CartPole-v1 --seeds 5 --eval-freq 5000 --jobs 1"
+$B $S --n-timesteps 30000 --out "$OUT/cartpole_search_short" --algos reinforce reinforce:n_episodes=4 \
+    reinforce:learning_rate=0.02 reinforce:learning_rate=0.02,n_episodes=4 "reinforce:learning_rate='lin_0.03'" \
+    "reinforce:learning_rate='lin_0.03',n_episodes=4" reinforce:gamma=0.95 reinforce:gamma=0.98 \
+    reinforce:normalize_advantage=True reinforce:learning_rate=0.02,gamma=0.98 \
+    "reinforce:policy_step='natural',target_kl=0.02,gamma=0.98" "reinforce:batch_mode='steps',n_steps=64" \
+    "reinforce:batch_mode='steps',n_steps=32" reinforce:learning_rate=0.02,max_grad_norm=0.3
+P="activation_fn=nn.ReLU, net_arch=dict(pi=[64, 64], vf=[64, 64])"
+$B $S --n-timesteps 100000 --out "$OUT/cartpole_search" --algos \
+    "reinforce:batch_mode='steps',n_steps=64,learning_rate='lin_0.01355'" \
+    "reinforce:batch_mode='steps',n_steps=64,learning_rate=0.005" "reinforce:batch_mode='steps',n_steps=128" \
+    "reinforce:batch_mode='steps',n_steps=128,learning_rate='lin_0.02'" \
+    "reinforce:batch_mode='steps',n_steps=64,policy_step='natural',target_kl=0.01" \
+    "reinforce:batch_mode='steps',n_steps=64,learning_rate='lin_0.01355',n_value_epochs=5" \
+    "reinforce:batch_mode='steps',n_steps=256" "reinforce:learning_rate='lin_0.02'" \
+    "reinforce:learning_rate='lin_0.025',gamma=0.98" "reinforce:n_episodes=6,learning_rate='lin_0.02'" \
+    "reinforce:n_value_epochs=40,learning_rate=0.02" "reinforce:policy_step='natural',target_kl=0.015,gamma=0.98" \
+    "reinforce:learning_rate='lin_0.025',gamma=0.98,ent_coef=0.01" \
+    "reinforce:learning_rate=0.001,max_grad_norm=100.0,policy_kwargs='dict($P, optimizer_class=th.optim.SGD, optimizer_kwargs=dict(momentum=0.9))'" \
+    "reinforce:learning_rate=0.01,max_grad_norm=10.0,policy_kwargs='dict($P, optimizer_class=th.optim.SGD, optimizer_kwargs=dict(momentum=0.9))'" \
+    "reinforce:learning_rate='lin_0.025',gamma=0.98,policy_kwargs='dict($P, optimizer_kwargs=dict(eps=0.1))'" \
+    "reinforce:learning_rate='lin_0.025',gamma=0.98,policy_kwargs='dict($P, optimizer_kwargs=dict(eps=1.0))'" \
+    "reinforce:learning_rate='lin_0.025',gamma=0.98,policy_kwargs='dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))'" \
+    "reinforce:learning_rate='lin_0.03',gamma=0.98,n_envs=16,n_episodes=16" \
+    "reinforce:learning_rate='lin_0.01',gamma=0.98,policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[256, 256], vf=[256, 256]))'" \
+    "reinforce:learning_rate='lin_0.02',gamma=0.98,policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[128, 128], vf=[128, 128]))'" \
+    "reinforce:policy_step='natural',target_kl=0.01,gamma=0.98,n_episodes=4" \
+    "reinforce:learning_rate='lin_0.025',gamma=0.98,n_value_epochs=5" "reinforce:n_episodes=6,learning_rate='lin_0.025'" \
+    "reinforce:n_episodes=6,learning_rate='lin_0.02',gamma=0.98" \
+    "reinforce:learning_rate='lin_0.025',gamma=0.98,ent_coef=0.01,n_episodes=6"
+$B --envs CartPole-v1 --algos reinforce "reinforce:policy_step='natural',target_kl=0.01,gamma=0.98,n_episodes=4" \
+    --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --out "$OUT/cartpole10"
