@@ -124,3 +124,8 @@ $B $S --n-timesteps 100000 --out "$OUT/cartpole_search" --algos \
     "reinforce:learning_rate='lin_0.025',gamma=0.98,ent_coef=0.01,n_episodes=6"
 $B --envs CartPole-v1 --algos reinforce "reinforce:policy_step='natural',target_kl=0.01,gamma=0.98,n_episodes=4" \
     --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --out "$OUT/cartpole10"
+
+# Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
+$B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \
+    "reinforce:gamma=0.999,gae_lambda=0.99,policy_kwargs='dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[256, 256], vf=[256, 256]))'" \
+    --seeds 3 --jobs 1 --out "$OUT/hopper_search"

@@ -165,8 +165,14 @@ def aggregate(
     def statistics(matrix: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(matrix), metrics.aggregate_optimality_gap(matrix, 1.0)])
 
-    np.random.seed(0)  # rliable's bootstrap draws from NumPy's global generator
-    points, intervals = rly.get_interval_estimates(scores, statistics, reps=reps, confidence_interval_size=CONFIDENCE)
+    # rliable's bootstrap draws from NumPy's global generator: seed it for reproducible intervals, then give the
+    # caller's generator back its state
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        points, intervals = rly.get_interval_estimates(scores, statistics, reps=reps, confidence_interval_size=CONFIDENCE)
+    finally:
+        np.random.set_state(state)
     return [
         {
             "algo": algo,
