@@ -291,7 +291,7 @@ def test_train_loads_the_studys_trial(tmp_path, trial_id):
 MASK_CONFIG = ROOT / "zoo_configs" / "reinforce_mask.yml"
 
 
-def test_maskable_algorithm_is_registered_with_its_config_and_envs():
+def test_maskable_algorithm_is_registered_with_its_config_and_envs(tmp_path):
     zoo.register()
     import rl_zoo3.exp_manager
 
@@ -302,7 +302,7 @@ def test_maskable_algorithm_is_registered_with_its_config_and_envs():
     assert zoo.uses_default_config(["--algo", "reinforce_mask"])
     for env_id in yaml.safe_load(MASK_CONFIG.read_text()):
         if env_id != "default":
-            model, _ = zoo.build_model("reinforce_mask", env_id, "unused")
+            model, _ = zoo.build_model("reinforce_mask", env_id, str(tmp_path))
             assert isinstance(model, MaskableREINFORCE)
             model.env.close()  # type: ignore[union-attr]
 
