@@ -29,8 +29,8 @@ def markdown_table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
 RESULT_COLUMNS = {
     "env": "env", "algo": "algorithm", "seeds": "seeds", "n_timesteps": "steps", "final_mean": "final return",
     "final_std": "std", "final_ci_low": "95% CI low", "final_ci_high": "95% CI high", "threshold": "threshold",
-    "reached": "seeds reaching it",
-    "held": "seeds never below it after", "median_steps_to_threshold": "median steps to threshold",
+    "reached": "seeds reaching it", "held": "seeds never below it after",
+    "median_steps_to_threshold": "median steps to threshold",
     "auc": "AUC (mean return)", "wall_time_s": "wall time (s)", "fps": "fps",
 }  # fmt: skip
 SEED_COLUMNS = {

@@ -62,10 +62,13 @@ def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarra
     return mean, mean - half, mean + half
 
 
-def stays_above(timesteps: np.ndarray, returns: np.ndarray, threshold: float | None) -> bool:
-    """Whether the run reached ``threshold`` and no later evaluation fell below it."""
+def lowest_after_reaching(timesteps: np.ndarray, returns: np.ndarray, threshold: float | None) -> float | None:
+    """
+    The lowest evaluation from the first one at ``threshold`` on (None: never reached). At or above ``threshold``:
+    the run never fell back after solving the env.
+    """
     reached = steps_to_threshold(timesteps, returns, threshold)
-    return reached is not None and bool(returns[timesteps >= reached].min() >= threshold)
+    return None if reached is None else float(returns[timesteps >= reached].min())
 
 
 def runs_of(records: list[dict[str, Any]], algo: str, env_id: str) -> list[dict[str, Any]]:
@@ -81,7 +84,7 @@ def per_seed(records: list[dict[str, Any]], thresholds: dict[str, float | None])
     rows = []
     for record in sorted(records, key=lambda r: (r["env"], r["algo"], r["seed"])):
         timesteps, returns = np.array(record["eval_timesteps"]), np.array(record["eval_returns"])
-        reached = steps_to_threshold(timesteps, returns, thresholds[record["env"]])
+        threshold = thresholds[record["env"]]
         rows.append(
             {
                 "env": record["env"],
@@ -89,8 +92,8 @@ def per_seed(records: list[dict[str, Any]], thresholds: dict[str, float | None])
                 "seed": record["seed"],
                 "final": float(returns[-1]),
                 "best": float(returns.max()),
-                "steps_to_threshold": reached,
-                "lowest_after_reaching": None if reached is None else float(returns[timesteps >= reached].min()),
+                "steps_to_threshold": steps_to_threshold(timesteps, returns, threshold),
+                "lowest_after_reaching": lowest_after_reaching(timesteps, returns, threshold),
                 "auc": area_under_curve(timesteps, returns),
                 "wall_time_s": float(record["wall_time"]),
             }
@@ -109,7 +112,9 @@ def summarize(records: list[dict[str, Any]], thresholds: dict[str, float | None]
         curves = [(np.array(r["eval_timesteps"]), np.array(r["eval_returns"])) for r in runs]
         reached = [steps_to_threshold(t, y, thresholds[env_id]) for t, y in curves]
         hits = [s for s in reached if s is not None]
-        held = sum(stays_above(t, y, thresholds[env_id]) for t, y in curves)
+        threshold = thresholds[env_id]
+        lowest = [lowest_after_reaching(t, y, threshold) for t, y in curves]
+        held = sum(low is not None and threshold is not None and low >= threshold for low in lowest)
         median_steps = float(np.median([np.inf if s is None else s for s in reached]))
         fps = [r["fps"] for r in runs if r.get("fps")]
         rows.append(
