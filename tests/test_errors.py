@@ -40,6 +40,8 @@ from sb3_reinforce import REINFORCE
         (dict(policy_step="newton"), r"policy_step='newton'.*'gradient', 'natural'"),
         (dict(policy_step="natural", target_kl=0.0), r"target_kl=0.0.*finite numbers > 0"),
         (dict(target_kl=float("inf")), r"target_kl=inf.*finite numbers > 0"),
+        (dict(policy_step="natural", natural_step_size=0.0), r"natural_step_size=0.0.*None, finite numbers > 0"),
+        (dict(natural_step_size=float("nan")), r"natural_step_size=nan.*None, finite numbers > 0"),
         (dict(cg_max_steps=0), r"cg_max_steps=0.*positive integers"),
         (dict(cg_damping=-0.1), r"cg_damping=-0.1.*finite numbers >= 0"),
         (dict(rollout_buffer_class=dict), r"rollout_buffer_class=<class 'dict'>.*ReinforceRolloutBuffer"),

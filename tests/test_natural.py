@@ -88,6 +88,37 @@ def test_natural_step_is_the_fisher_inverse_times_the_gradient(baseline, damping
         assert 0.5 * change @ fisher @ change == pytest.approx(target_kl, rel=0.01)
 
 
+def test_natural_step_size_bounds_the_step_below_the_trust_region():
+    """
+    With natural_step_size alpha, the step is alpha F^-1 g where that is inside the trust region, so its quadratic KL
+    is 1/2 alpha^2 g^T F^-1 g < target_kl; with an alpha too large for the region the step is the KL-target one.
+    """
+    steps = {}
+    for alpha in (None, 1e-3, 1e3):
+        model = natural_model(baseline=None, cg_damping=1e-4, cg_max_steps=20, target_kl=0.01, natural_step_size=alpha)
+        _, callback = model._setup_learn(10**6, None)
+        assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)  # type: ignore[arg-type]
+        batch = model.rollout_buffer.get_batch()
+        params = [model.policy.action_net.weight, model.policy.action_net.bias]
+        before = th.cat([p.detach().flatten() for p in params]).double().numpy()
+        log_prob = model.policy.get_distribution(batch.observations).log_prob(batch.actions)
+        objective = (batch.policy_weights(False) * log_prob).mean()
+        g = th.cat([x.flatten() for x in th.autograd.grad(objective, params)]).double().numpy()
+        fisher = exact_fisher(model, batch.observations)  # type: ignore[arg-type]
+        natural = np.linalg.pinv(fisher, rcond=1e-10) @ g
+        model.train()
+        steps[alpha] = change = th.cat([p.detach().flatten() for p in params]).double().numpy() - before
+        quadratic_kl = 0.5 * change @ fisher @ change
+        if alpha == 1e-3:
+            # the same batch as the other models (same seed): alpha F^-1 g, well inside the trust region
+            np.testing.assert_allclose(change, alpha * natural, rtol=0.01)  # float32 parameters, damping 1e-4
+            assert quadratic_kl < 0.01 / 100
+            assert model.logger.name_to_value["train/step_size"] == alpha
+        else:
+            assert quadratic_kl == pytest.approx(0.01, rel=0.01)
+    np.testing.assert_allclose(steps[1e3], steps[None])
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -3,12 +3,16 @@ The natural policy gradient step (Kakade, 2001, "A Natural Policy Gradient"), tr
 2015, "Trust Region Policy Optimization", appendix C) without its line search:
 
     s = F^-1 g    (conjugate gradient, ``cg_max_steps`` iterations, Fisher-vector products only)
-    theta <- theta + sqrt(2 delta / (s^T F s)) s
+    theta <- theta + min(alpha, sqrt(2 delta / (s^T F s))) s
 
 ``g`` is the policy gradient of the batch (the ascent direction of the REINFORCE objective), ``F`` the Fisher
 information matrix of the policy, averaged over the batch's states, plus ``cg_damping * I``, and ``delta`` the target
 KL (``target_kl``): the step's KL divergence is ``delta`` in its quadratic approximation
-``KL(pi_old || pi_new) ~ 1/2 d^T F d``. ``F v`` is computed as sb3-contrib's TRPO computes it: the gradient of
+``KL(pi_old || pi_new) ~ 1/2 d^T F d``. ``alpha`` (``natural_step_size``, infinite when None) is the step size of
+Kakade's natural gradient ascent ``theta <- theta + alpha F^-1 g`` (Tianshou's NPG takes this step with a fixed
+``alpha``): with it, ``delta`` is a trust region that bounds the step, and the step shrinks with the gradient once
+``alpha F^-1 g`` is inside it (near an optimum, where ``g`` is small), where the KL-target step would keep a KL of
+``delta`` whatever the gradient's size. ``F v`` is computed as sb3-contrib's TRPO computes it: the gradient of
 ``<grad KL(pi_old || pi_theta), v>`` at ``theta = theta_old``, where the Hessian of the KL is the Fisher matrix; the
 linear solve is sb3-contrib's ``conjugate_gradient_solver``.
 """
@@ -54,10 +58,11 @@ def natural_gradient_step(
     target_kl: float,
     cg_max_steps: int,
     cg_damping: float,
+    max_step_size: float | None = None,
 ) -> tuple[th.Tensor, dict[str, float]]:
     """
-    The step along the natural gradient, scaled so that its quadratic KL is ``target_kl`` (not applied: see
-    :func:`add_to_parameters`).
+    The step along the natural gradient, scaled so that its quadratic KL is ``target_kl``, or ``max_step_size * s``
+    where that is smaller (not applied: see :func:`add_to_parameters`).
 
     :param parameters: the actor's parameters (those ``log pi`` depends on)
     :param gradient: ``g``, flat, in the order of ``parameters``: the ascent direction of the objective
@@ -65,8 +70,9 @@ def natural_gradient_step(
     :param target_kl: ``delta``
     :param cg_max_steps: conjugate-gradient iterations
     :param cg_damping: added to the Fisher matrix's diagonal
-    :return: the flat step ``sqrt(2 delta / s^T F s) s``, and what to log: ``train/step_size``
-        (``sqrt(2 delta / s^T F s)``), ``train/cg_residual`` (``||F s - g|| / ||g||``) and ``train/natural_step_norm``
+    :param max_step_size: ``alpha``, or None for the KL-target step alone
+    :return: the flat step ``min(alpha, sqrt(2 delta / s^T F s)) s``, and what to log: ``train/step_size`` (that
+        multiplier), ``train/cg_residual`` (``||F s - g|| / ||g||``) and ``train/natural_step_norm``
     """
     grad_kl = flat_grad(kl, parameters, create_graph=True, retain_graph=True)
 
@@ -82,6 +88,8 @@ def natural_gradient_step(
         # A zero gradient (every advantage 0) gives no direction: no step
         return th.zeros_like(gradient), {"train/step_size": 0.0, "train/cg_residual": 0.0, "train/natural_step_norm": 0.0}
     step_size = math.sqrt(2.0 * target_kl / quadratic)
+    if max_step_size is not None:
+        step_size = min(step_size, max_step_size)
     residual = float((fisher_direction - gradient).norm()) / gradient_norm
     step = (step_size * direction).detach()
     return step, {"train/step_size": step_size, "train/cg_residual": residual, "train/natural_step_norm": float(step.norm())}

@@ -47,7 +47,8 @@ class REINFORCE(OnPolicyAlgorithm):
     (:mod:`sb3_reinforce.common.baselines`), ``w_t = gamma^k_t`` with ``discount_score`` and 1 otherwise; the rollout
     buffer computes them (:meth:`~sb3_reinforce.common.buffers.ReinforceRolloutBuffer.compute_returns_and_advantage`).
     With ``policy_step="natural"`` the actor moves along ``F^-1 g`` instead, ``g`` the gradient of the same objective
-    and ``F`` the Fisher matrix, by a step whose quadratic KL is ``target_kl`` (:mod:`sb3_reinforce.common.natural`).
+    and ``F`` the Fisher matrix, by a step whose quadratic KL is ``target_kl``, or by ``natural_step_size * F^-1 g``
+    where that is smaller (:mod:`sb3_reinforce.common.natural`).
 
     Paper: Williams (1992), https://doi.org/10.1007/BF00992696 ;
     natural gradient: Kakade (2001), "A Natural Policy Gradient", NIPS 14 ;
@@ -88,12 +89,16 @@ class REINFORCE(OnPolicyAlgorithm):
         policy step (``baseline="value"``)
     :param max_grad_norm: The maximum value for the gradient clipping (of the value step only, with the natural step)
     :param policy_step: How the policy moves along its gradient ``g``: ``"gradient"`` (the optimizer's step on the
-        loss, as A2C) or ``"natural"`` (``theta += sqrt(2 target_kl / s^T F s) s`` with ``s = F^-1 g`` from conjugate
-        gradient, ``F`` the Fisher matrix: the truncated natural policy gradient, Kakade 2001; Schulman et al., 2015
-        without the line search; :mod:`sb3_reinforce.common.natural`). With ``"natural"`` the learning rate and
-        ``max_grad_norm`` only apply to the value function.
+        loss, as A2C) or ``"natural"`` (``theta += min(alpha, sqrt(2 target_kl / s^T F s)) s`` with ``s = F^-1 g`` from
+        conjugate gradient, ``F`` the Fisher matrix and ``alpha = natural_step_size``: the natural policy gradient,
+        Kakade 2001, truncated as in Schulman et al., 2015 without the line search;
+        :mod:`sb3_reinforce.common.natural`). With ``"natural"`` the learning rate and ``max_grad_norm`` only apply
+        to the value function.
     :param target_kl: With ``policy_step="natural"``: the KL divergence between the old and new policy that the
-        step's quadratic approximation reaches, > 0
+        step's quadratic approximation reaches, > 0 (with ``natural_step_size``: the most it may reach)
+    :param natural_step_size: With ``policy_step="natural"``: ``alpha``, the step size of the natural gradient ascent
+        ``theta += alpha F^-1 g`` (Kakade, 2001), bounded by ``target_kl``; None: every step reaches ``target_kl``,
+        whatever the gradient's size. Else a finite number > 0
     :param cg_max_steps: With ``policy_step="natural"``: conjugate-gradient iterations for ``F^-1 g``
     :param cg_damping: With ``policy_step="natural"``: added to the Fisher matrix's diagonal, >= 0
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
@@ -143,6 +148,7 @@ class REINFORCE(OnPolicyAlgorithm):
         max_grad_norm: float = 0.5,
         policy_step: str = "gradient",
         target_kl: float = 0.01,
+        natural_step_size: float | None = None,
         cg_max_steps: int = 10,
         cg_damping: float = 0.1,
         use_sde: bool = False,
@@ -174,6 +180,7 @@ class REINFORCE(OnPolicyAlgorithm):
             max_grad_norm=max_grad_norm,
             policy_step=policy_step,
             target_kl=target_kl,
+            natural_step_size=natural_step_size,
             cg_max_steps=cg_max_steps,
             cg_damping=cg_damping,
             rollout_buffer_class=rollout_buffer_class,
@@ -210,6 +217,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.n_value_epochs = n_value_epochs
         self.policy_step = policy_step
         self.target_kl = target_kl
+        self.natural_step_size = natural_step_size
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping
         # The baseline object (BASELINES[baseline]) with what it fitted on earlier batches, saved with the model.
@@ -492,7 +500,9 @@ class REINFORCE(OnPolicyAlgorithm):
             old = distribution_parts(self.policy.get_distribution(batch.observations, **batch.masking))  # type: ignore[arg-type]
         new = distribution_parts(self.policy.get_distribution(batch.observations, **batch.masking))  # type: ignore[arg-type]
         kl = kl_divergence(old, new).mean()
-        step, logs = natural_gradient_step(actor, gradient, kl, self.target_kl, self.cg_max_steps, self.cg_damping)
+        step, logs = natural_gradient_step(
+            actor, gradient, kl, self.target_kl, self.cg_max_steps, self.cg_damping, self.natural_step_size
+        )
         if value_loss is not None:  # before the actor moves: the value loss's graph may share its features
             gradient_step(self.policy.optimizer, list(self.policy.parameters()), self.vf_coef * value_loss,
                           self.max_grad_norm, "value loss")  # fmt: skip
@@ -579,6 +589,7 @@ def _check_arguments(**kwargs: Any) -> None:
         (("discount_score", "normalize_advantage"), lambda v: isinstance(v, bool | np.bool_), "True, False"),
         (("ent_coef", "vf_coef", "cg_damping"), lambda v: finite(v) and v >= 0, "finite numbers >= 0"),
         (("target_kl",), lambda v: finite(v) and v > 0, "finite numbers > 0"),
+        (("natural_step_size",), lambda v: v is None or (finite(v) and v > 0), "None, finite numbers > 0"),
         (("max_grad_norm",), lambda v: is_real(v) and v > 0, "numbers > 0 (float('inf') disables clipping)"),
     ]
     for names, test, allowed in rules:
