@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-bench_runs}
 B=".venv/bin/sb3-reinforce benchmark"
+# A variant ("reinforce:key=value,...") applies its keys to the env's entry in zoo_configs/reinforce.yml, so a command
+# reproduces its published runs with the entries it ran with. Two entries changed after commands below had run. Every
+# CartPole-v1 command but the last one (cartpole10_entry) ran with the previous CartPole-v1 entry, and the MuJoCo
+# grid's Hopper-v5 rows other than the bounded natural step (and hopper_search) with the previous, shared-block
+# Hopper-v5 entry. To re-run those from scratch, restore that file first: `git checkout f25ec51 --
+# zoo_configs/reinforce.yml` (CartPole-v1) or `git checkout 41467d8 -- zoo_configs/reinforce.yml` (Hopper-v5), which an
+# editable install reads from the checkout, then `git checkout HEAD -- zoo_configs/reinforce.yml`.
 
 # REINFORCE (tuned configs) vs A2C vs PPO, 5 seeds
 $B --envs CartPole-v1 Acrobot-v1 --algos reinforce a2c ppo --seeds 5 --jobs 1 --out "$OUT/classic"
@@ -130,6 +137,58 @@ $B $S --n-timesteps 100000 --out "$OUT/cartpole_search" --algos \
     "reinforce:learning_rate='lin_0.025',gamma=0.98,ent_coef=0.01,n_episodes=6"
 $B --envs CartPole-v1 --algos reinforce "reinforce:policy_step='natural',target_kl=0.01,gamma=0.98,n_episodes=4" \
     --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --out "$OUT/cartpole10"
+
+# CartPole-v1, second round (on the previous entry): 5-seed screens of 30 variants (Adam's eps, an entropy bonus, the
+# natural step bounded by natural_step_size, GAE, observation normalisation), run as several commands into separate
+# folders and gathered here (labels with fewer than 5 seeds were stopped early); then 10 seeds for 12 of them.
+$B $S --n-timesteps 100000 --out "$OUT/cartpole_search2" --algos \
+    "reinforce:learning_rate='lin_0.02',n_episodes=4,ent_coef=0.01" \
+    "reinforce:learning_rate='lin_0.025',ent_coef=0.01" \
+    "reinforce:learning_rate='lin_0.025',ent_coef=0.01,n_value_epochs=40" \
+    "reinforce:learning_rate='lin_0.03',ent_coef=0.01" \
+    "reinforce:learning_rate='lin_0.03',ent_coef=0.02" \
+    "reinforce:learning_rate=0.02,ent_coef=0.01" \
+    "reinforce:learning_rate=0.02,policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[64, 64], vf=[64, 64]), optimizer_kwargs=dict(eps=0.001))'" \
+    "reinforce:normalize='dict(norm_obs=True, norm_reward=False)'" \
+    "reinforce:normalize=True" \
+    "reinforce:policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[64, 64], vf=[64, 64]), optimizer_kwargs=dict(eps=0.001))'" \
+    "reinforce:policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[64, 64], vf=[64, 64]), optimizer_kwargs=dict(eps=0.01))'" \
+    "reinforce:policy_step='natural',target_kl=0.02,n_episodes=16" \
+    "reinforce:policy_step='natural',target_kl=0.02,natural_step_size=0.1,ent_coef=0.01" \
+    "reinforce:policy_step='natural',target_kl=0.02,natural_step_size=0.1,ent_coef=0.02" \
+    "reinforce:policy_step='natural',target_kl=0.03,natural_step_size=0.1,ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.95" \
+    "reinforce:return_estimator='gae',gae_lambda=0.95,learning_rate='lin_0.03',ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.95,learning_rate=0.02" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,learning_rate='lin_0.03',ent_coef=0.005" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,learning_rate='lin_0.03',ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,learning_rate='lin_0.03',ent_coef=0.01,n_episodes=6" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,learning_rate='lin_0.035',ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,policy_step='natural',target_kl=0.01,natural_step_size=0.1,ent_coef=0.01,n_episodes=4" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,policy_step='natural',target_kl=0.02" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,policy_step='natural',target_kl=0.02,natural_step_size=0.1,ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.99,learning_rate='lin_0.03',ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.99,learning_rate='lin_0.03',ent_coef=0.01,n_episodes=4" \
+    "reinforce:return_estimator='gae',gae_lambda=0.99,learning_rate='lin_0.03',ent_coef=0.01,normalize='dict(norm_obs=True, norm_reward=False)'" \
+    "reinforce:return_estimator='gae',policy_step='natural',ent_coef=0.01,gae_lambda=0.98,target_kl=0.02,natural_step_size=0.1,n_episodes=4" \
+    "reinforce:return_estimator='gae',policy_step='natural',ent_coef=0.01,gae_lambda=0.98,target_kl=0.03,natural_step_size=0.15"
+$B --envs CartPole-v1 --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --out "$OUT/cartpole10_round2" --algos \
+    "reinforce:return_estimator='gae',ent_coef=0.01,gae_lambda=0.995,learning_rate='lin_0.03',max_grad_norm=0.5" \
+    "reinforce:return_estimator='gae',ent_coef=0.01,gae_lambda=0.995,learning_rate='lin_0.035'" \
+    "reinforce:return_estimator='gae',ent_coef=0.01,gae_lambda=0.997,learning_rate='lin_0.03'" \
+    "reinforce:return_estimator='gae',gae_lambda=0.98,learning_rate='lin_0.03',ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.99,learning_rate='lin_0.03',ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.03',ent_coef=0.01" \
+    "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.03',ent_coef=0.015" \
+    "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.03',ent_coef=0.015,gamma=0.99" \
+    "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.03',ent_coef=0.02" \
+    "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.035',ent_coef=0.02" \
+    "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.04',ent_coef=0.03" \
+    "reinforce:return_estimator='gae',learning_rate='lin_0.03',ent_coef=0.01,gae_lambda=0.99,n_episodes=6"
+# The new CartPole-v1 entry (GAE lambda 0.995, learning rate linear from 0.03, entropy bonus 0.015) beside A2C and
+# PPO, 10 seeds: its runs are identical to the variant's of the round above
+$B --envs CartPole-v1 --algos reinforce a2c ppo --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole10_entry"
 
 # Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
 $B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \
