@@ -39,6 +39,22 @@ def exact_fisher(model: REINFORCE, observations: th.Tensor) -> np.ndarray:
     return fisher / len(observations)
 
 
+def rollout_and_gradient(model: REINFORCE, callback) -> tuple:
+    """
+    One rollout of the model; returns its batch, the actor's parameters (weight, bias), their flat values before the
+    update, ``log pi`` of the batch's actions (with its graph) and ``g``, the batch's policy gradient as the loss gives
+    it (without a per-parameter baseline's term).
+    """
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)  # type: ignore[arg-type]
+    batch = model.rollout_buffer.get_batch()
+    params = [model.policy.action_net.weight, model.policy.action_net.bias]
+    before = th.cat([p.detach().flatten() for p in params]).double().numpy()
+    log_prob = model.policy.get_distribution(batch.observations).log_prob(batch.actions)
+    objective = (batch.policy_weights(False) * log_prob).mean()
+    g = th.cat([x.flatten() for x in th.autograd.grad(objective, params, retain_graph=True)]).double().numpy()
+    return batch, params, before, log_prob, g
+
+
 @pytest.mark.parametrize("baseline, damping", [(None, 1e-4), ("mean", 1e-4), ("optimal", 0.1)])
 def test_natural_step_is_the_fisher_inverse_times_the_gradient(baseline, damping):
     """
@@ -53,14 +69,8 @@ def test_natural_step_is_the_fisher_inverse_times_the_gradient(baseline, damping
     model = natural_model(baseline=baseline, cg_damping=damping, cg_max_steps=20, target_kl=target_kl)
     _, callback = model._setup_learn(10**6, None)
     for _ in range(2):  # the second batch has a fitted mean or per-parameter baseline
-        assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)  # type: ignore[arg-type]
-        batch = model.rollout_buffer.get_batch()
-        params = [model.policy.action_net.weight, model.policy.action_net.bias]
-        before = th.cat([p.detach().flatten() for p in params]).double().numpy()
-        log_prob = model.policy.get_distribution(batch.observations).log_prob(batch.actions)
-        # g: the batch's policy gradient, as the loss gives it (with a per-parameter baseline's term)
-        objective = (batch.policy_weights(False) * log_prob).mean()
-        g = th.cat([x.flatten() for x in th.autograd.grad(objective, params, retain_graph=True)]).double().numpy()
+        batch, params, before, log_prob, g = rollout_and_gradient(model, callback)
+        # with a per-parameter baseline, g has its term too
         constants = model.fitted_baseline.parameter_constants()  # type: ignore[union-attr]
         if constants is not None:
             score = th.autograd.grad(log_prob.mean(), params)
@@ -97,13 +107,7 @@ def test_natural_step_size_bounds_the_step_below_the_trust_region():
     for alpha in (None, 1e-3, 1e3):
         model = natural_model(baseline=None, cg_damping=1e-4, cg_max_steps=20, target_kl=0.01, natural_step_size=alpha)
         _, callback = model._setup_learn(10**6, None)
-        assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)  # type: ignore[arg-type]
-        batch = model.rollout_buffer.get_batch()
-        params = [model.policy.action_net.weight, model.policy.action_net.bias]
-        before = th.cat([p.detach().flatten() for p in params]).double().numpy()
-        log_prob = model.policy.get_distribution(batch.observations).log_prob(batch.actions)
-        objective = (batch.policy_weights(False) * log_prob).mean()
-        g = th.cat([x.flatten() for x in th.autograd.grad(objective, params)]).double().numpy()
+        batch, params, before, _, g = rollout_and_gradient(model, callback)
         fisher = exact_fisher(model, batch.observations)  # type: ignore[arg-type]
         natural = np.linalg.pinv(fisher, rcond=1e-10) @ g
         model.train()
