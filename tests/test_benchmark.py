@@ -133,8 +133,10 @@ def test_comparison_table_pivots_the_results():
         (["--envs", "NoSuchEnv-v0"], "--envs: 'NoSuchEnv-v0'"),
         (["--envs", "CartPole-v1", "--algos", "reinforce:no_such_arg=1"], "'no_such_arg' .* not an argument of reinforce"),
         (["--envs", "CartPole-v1", "--algos", "reinforce:baseline=bogus"], "baseline"),
-        # valid with CartPole-v1's entry (reward-to-go), not with Pendulum-v1's (GAE needs the value baseline)
-        (["--envs", "CartPole-v1", "Pendulum-v1", "--algos", "reinforce:baseline=None"], "does not build on Pendulum-v1"),
+        # valid with Pendulum-v1's entry (continuous actions), not with CartPole-v1's (gSDE needs a Box action space)
+        (["--envs", "Pendulum-v1", "CartPole-v1", "--algos", "reinforce:use_sde=True"], "does not build on CartPole-v1"),
+        # CartPole-v1's entry uses GAE, which needs the value baseline
+        (["--envs", "CartPole-v1", "--algos", "reinforce:baseline=None"], "on CartPole-v1: return_estimator='gae'"),
         (["--envs", "CartPole-v1", "--seeds", "0"], "--seeds: 0"),
         (["--envs", "CartPole-v1", "--jobs", "0"], "--jobs: 0"),
         (["--envs", "CartPole-v1", "--thresholds", "CartPole-v1=high"], "--thresholds"),

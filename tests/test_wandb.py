@@ -34,7 +34,7 @@ def test_track_from_the_zoo_cli(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "sb3_reinforce", "train", "--algo", "reinforce", "--env", "CartPole-v1", "-n", "4096",
          "-f", "logs", "--eval-freq", "1024", "--eval-episodes", "2", "--track", "--wandb-project-name", "offline-test",
-         "-params", "baseline:'linear'", "n_steps:128"],
+         "-params", "return_estimator:'reward_to_go'", "baseline:'linear'", "n_steps:128"],
         cwd=tmp_path, env=offline_env(tmp_path), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
