@@ -8,10 +8,12 @@ OUT=${1:-bench_runs}
 B=".venv/bin/sb3-reinforce benchmark"
 # A variant ("reinforce:key=value,...") applies its keys to the env's entry in zoo_configs/reinforce.yml, so a command
 # reproduces its published runs with the entries it ran with. Two entries changed after commands below had run. Every
-# CartPole-v1 command but the last one (cartpole10_entry) ran with the previous CartPole-v1 entry, and the MuJoCo
+# CartPole-v1 command but the last two (cartpole10_entry, cartpole20_entry) ran with an earlier CartPole-v1 entry
+# (the third round and cartpole20_entry_fe8d85d with that of fe8d85d, the ones before with that of f25ec51), and the MuJoCo
 # grid's Hopper-v5 rows other than the bounded natural step (and hopper_search) with the previous, shared-block
 # Hopper-v5 entry. To re-run those from scratch, restore that file first: `git checkout f25ec51 --
-# zoo_configs/reinforce.yml` (CartPole-v1) or `git checkout 41467d8 -- zoo_configs/reinforce.yml` (Hopper-v5), which an
+# zoo_configs/reinforce.yml` (CartPole-v1; fe8d85d for the third round) or `git checkout 41467d8 --
+# zoo_configs/reinforce.yml` (Hopper-v5), which an
 # editable install reads from the checkout, then `git checkout HEAD -- zoo_configs/reinforce.yml`.
 
 # REINFORCE (tuned configs) vs A2C vs PPO, 5 seeds
@@ -185,10 +187,19 @@ $B --envs CartPole-v1 --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 1 
     "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.035',ent_coef=0.02" \
     "reinforce:return_estimator='gae',gae_lambda=0.995,learning_rate='lin_0.04',ent_coef=0.03" \
     "reinforce:return_estimator='gae',learning_rate='lin_0.03',ent_coef=0.01,gae_lambda=0.99,n_episodes=6"
-# The new CartPole-v1 entry (GAE lambda 0.995, learning rate linear from 0.03, entropy bonus 0.015) beside A2C and
-# PPO, 10 seeds: its runs are identical to the variant's of the round above
+# Third round, on the entry of commit fe8d85d (the round above's GAE lambda 0.995, learning rate linear from 0.03,
+# entropy bonus 0.015): gradient clipping, 10 seeds (four folders, gathered)
+$B --envs CartPole-v1 --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --out "$OUT/cartpole10_round3" --algos \
+    "reinforce:max_grad_norm=10.0" "reinforce:max_grad_norm=2.0" "reinforce:max_grad_norm=1.3,ent_coef=0.02" \
+    "reinforce:max_grad_norm=2.0,ent_coef=0.03"
+# That entry on seeds 0-19 (run with the file of commit fe8d85d)
+$B --envs CartPole-v1 --algos reinforce --seeds 20 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole20_entry_fe8d85d"
+# The current CartPole-v1 entry (the third round's last variant) beside A2C and PPO on seeds 0-9, then alone on 0-19
 $B --envs CartPole-v1 --algos reinforce a2c ppo --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole10_entry"
+$B --envs CartPole-v1 --algos reinforce --seeds 20 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole20_entry"
 
 # Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
 $B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \
