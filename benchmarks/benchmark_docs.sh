@@ -94,10 +94,8 @@ $B --envs InvalidActionDiscrete-v0 InvalidActionMultiDiscrete-v0 --algos reinfor
 # Tianshou's NPG batch and networks, and Monte Carlo REINFORCE), A2C, PPO and TRPO on
 # MuJoCo at 1M steps, 3 seeds (docs/benchmark.md). The natural-step runs above are gathered first and skipped. The
 # plain step is named explicitly since HalfCheetah-v5's entry uses the natural step.
-# On Hopper-v5 the rows other than the bounded natural step (and the Hopper-v5 variants below) ran while Hopper-v5's
-# entry was the shared block; a variant applies its keys to the env's entry, so re-running them from scratch needs the
-# block's file: `git checkout 41467d8 -- zoo_configs/reinforce.yml` (an editable install reads it from the checkout),
-# run them, then `git checkout HEAD -- zoo_configs/reinforce.yml`.
+# Hopper-v5 rows other than the bounded natural step: run with the file of 41467d8 (see the note at the top). The
+# bounded natural step's runs were made into $OUT/hopper_npg with this label and gathered here.
 mkdir -p "$OUT/mujoco4/runs"
 cp -rn "$OUT/natural_mujoco/runs/reinforce_policy_step=_natural_" "$OUT/mujoco4/runs/"
 $B --envs HalfCheetah-v5 Hopper-v5 --algos "reinforce:policy_step='gradient'" "reinforce:policy_step='natural'" \
@@ -142,7 +140,8 @@ $B --envs CartPole-v1 --algos reinforce "reinforce:policy_step='natural',target_
 
 # CartPole-v1, second round (on the previous entry): 5-seed screens of 30 variants (Adam's eps, an entropy bonus, the
 # natural step bounded by natural_step_size, GAE, observation normalisation), run as several commands into separate
-# folders and gathered here (labels with fewer than 5 seeds were stopped early); then 10 seeds for 12 of them.
+# folders and gathered here (labels with fewer than 5 seeds were stopped early); then 12 variants (two of them from
+# the screens) on 10 seeds, also run into several folders and gathered.
 $B $S --n-timesteps 100000 --out "$OUT/cartpole_search2" --algos \
     "reinforce:learning_rate='lin_0.02',n_episodes=4,ent_coef=0.01" \
     "reinforce:learning_rate='lin_0.025',ent_coef=0.01" \
