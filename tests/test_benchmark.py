@@ -138,6 +138,7 @@ def test_comparison_table_pivots_the_results():
         # CartPole-v1's entry uses GAE, which needs the value baseline
         (["--envs", "CartPole-v1", "--algos", "reinforce:baseline=None"], "on CartPole-v1: return_estimator='gae'"),
         (["--envs", "CartPole-v1", "--seeds", "0"], "--seeds: 0"),
+        (["--envs", "CartPole-v1", "--first-seed", "-1"], "--first-seed: -1"),
         (["--envs", "CartPole-v1", "--jobs", "0"], "--jobs: 0"),
         (["--envs", "CartPole-v1", "--thresholds", "CartPole-v1=high"], "--thresholds"),
         (["--envs", "CartPole-v1", "--thresholds", "CartPole-v1=nan"], "--thresholds: 'CartPole-v1=nan'"),
@@ -162,6 +163,16 @@ def test_variants_are_checked_as_the_zoo_preprocesses_them():
     benchmark_cli._check_algos(specs, ["CartPole-v1"], {})  # a schedule string, a policy_kwargs string and a zoo key are valid
     with pytest.raises(ValueError, match="learning_rate"):
         benchmark_cli._check_algos([AlgoSpec.parse("reinforce:learning_rate=-1.0")], ["CartPole-v1"], {})
+
+
+def test_first_seed_selects_fresh_seeds():
+    """``--first-seed 10 --seeds 3``: seeds 10, 11, 12 (for a check on seeds that no choice was made on)."""
+    args = benchmark_cli._parser().parse_args(["--envs", "CartPole-v1", "--algos", "reinforce", "a2c", "--seeds", "3",
+                                               "--first-seed", "10", "--out", "unused"])  # fmt: skip
+    algos, _, budgets = benchmark_cli._validate(args)
+    specs = benchmark_cli._run_specs(args, algos, budgets, {})
+    assert [(s.algo.label, s.seed) for s in specs] == [(a, seed) for a in ("reinforce", "a2c") for seed in (10, 11, 12)]
+    assert {s.run_dir(Path("out")).name for s in specs} == {"seed_10", "seed_11", "seed_12"}
 
 
 def test_aliases_zoo_configs_of_older_env_versions(tmp_path):

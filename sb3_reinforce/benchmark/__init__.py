@@ -11,7 +11,8 @@ algorithm's own zoo config: the package's ``zoo_configs/reinforce.yml`` for REIN
 with the same budget (``--n-timesteps``, by default the REINFORCE config's budget for the env) and the same
 evaluation for every algorithm: the zoo's ``EvalCallback`` on a separate env every ``--eval-freq`` steps,
 ``--eval-episodes`` deterministic episodes. An algorithm given as ``ALGO:key=value,key=value`` is a variant of
-``ALGO`` with those hyperparameters overriding its zoo config (``-params``), named by that string.
+``ALGO`` with those hyperparameters overriding its zoo config (``-params``), named by that string. ``--seeds N``
+runs seeds 0 to N-1, or ``--first-seed S`` to S+N-1 (seeds that took no part in choosing a configuration).
 
 Runs go to local processes (``--jobs``) or, with ``--ray-address``, to the tasks of an existing Ray cluster. A run
 that finished is kept in ``OUT/runs/.../result.json`` and skipped when the command runs again; a run that fails is

@@ -134,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--envs", nargs="+", required=True, help="Gymnasium env ids")
     parser.add_argument("--algos", nargs="+", default=["reinforce", "a2c", "ppo"], help="ALGO or ALGO:key=value,...")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. N-1)")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (FIRST .. FIRST+N-1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0): FIRST")
     parser.add_argument("--n-timesteps", type=int, help="budget of every run (default: REINFORCE's config per env)")
     parser.add_argument("--eval-freq", type=int, help="steps between evaluations (default: budget / 20)")
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -156,6 +157,8 @@ def _validate(args: argparse.Namespace) -> tuple[list[AlgoSpec], dict[str, float
     register_masked_envs()  # as every `sb3-reinforce train` run registers them
     if args.seeds < 1:
         raise ValueError(f"--seeds: {args.seeds} given; allowed: a number of seeds >= 1")
+    if args.first_seed < 0:
+        raise ValueError(f"--first-seed: {args.first_seed} given; allowed: an integer >= 0")
     for name in ("jobs", "n_timesteps", "eval_freq", "eval_episodes"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -191,7 +194,7 @@ def _run_specs(
                 tuple(zoo_args), conf_files.get(algo.algo))
         for env_id, budget in budgets.items()
         for algo in algos
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]  # fmt: skip
 
 
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Every run: the zoo's `train` with each algorithm's zoo config, budget "
         f"{', '.join(f'{e} {b:g}' for e, b in budgets.items())} steps; evaluation every "
         f"{args.eval_freq or 'budget/20'} steps, {args.eval_episodes} deterministic episodes on a separate env; "
-        f"seeds 0..{args.seeds - 1}."
+        f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}."
     )
     # The command that produces these results (with --report-only it is the same command that ran them).
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
