@@ -8,11 +8,12 @@ OUT=${1:-bench_runs}
 B=".venv/bin/sb3-reinforce benchmark"
 # A variant ("reinforce:key=value,...") applies its keys to the env's entry in zoo_configs/reinforce.yml, so a command
 # reproduces its published runs with the entries it ran with. Two entries changed after commands below had run. Every
-# CartPole-v1 command but the last two (cartpole10_entry, cartpole20_entry) ran with an earlier CartPole-v1 entry
-# (the third round and cartpole20_entry_fe8d85d with that of fe8d85d, the ones before with that of f25ec51), and the MuJoCo
+# CartPole-v1 command up to the fourth round ran with an earlier CartPole-v1 entry (cartpole10_entry, cartpole20_entry
+# and the fourth round with that of 37a9077, the third round and cartpole20_entry_fe8d85d with that of fe8d85d, the ones
+# before with that of f25ec51), and the MuJoCo
 # grid's Hopper-v5 rows other than the bounded natural step (and hopper_search) with the previous, shared-block
 # Hopper-v5 entry. To re-run those from scratch, restore that file first: `git checkout f25ec51 --
-# zoo_configs/reinforce.yml` (CartPole-v1; fe8d85d for the third round) or `git checkout 41467d8 --
+# zoo_configs/reinforce.yml` (CartPole-v1; fe8d85d or 37a9077 for the later rounds) or `git checkout 41467d8 --
 # zoo_configs/reinforce.yml` (Hopper-v5), which an
 # editable install reads from the checkout, then `git checkout HEAD -- zoo_configs/reinforce.yml`.
 
@@ -194,11 +195,46 @@ $B --envs CartPole-v1 --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 1 
 # That entry on seeds 0-19 (run with the file of commit fe8d85d)
 $B --envs CartPole-v1 --algos reinforce --seeds 20 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole20_entry_fe8d85d"
-# The current CartPole-v1 entry (the third round's last variant) beside A2C and PPO on seeds 0-9, then alone on 0-19
+# The previous CartPole-v1 entry (the third round's last variant) beside A2C and PPO on seeds 0-9, then alone on 0-19
 $B --envs CartPole-v1 --algos reinforce a2c ppo --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole10_entry"
 $B --envs CartPole-v1 --algos reinforce --seeds 20 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole20_entry"
+# Fourth round, on seeds 10-19 (where the entry above fell back), with that entry (8 envs; the file of commit
+# 37a9077): 16 variants, run as three commands into this folder (the first 10 variants, the natural step with an
+# entropy bonus of 0.05, then the number of envs)
+$B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-seed 10 --seeds 10 --out "$OUT/cartpole_round4" --algos \
+    "reinforce:learning_rate='lin_0.025'" "reinforce:ent_coef=0.05" "reinforce:normalize_advantage=True" \
+    "reinforce:n_episodes=12,learning_rate='lin_0.04'" "reinforce:n_value_epochs=40" \
+    "reinforce:policy_step='natural',natural_step_size=0.1,target_kl=0.02" "reinforce:policy_step='natural',target_kl=0.01" \
+    "reinforce:gamma=0.99" \
+    "reinforce:policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[64, 64], vf=[64, 64]), optimizer_kwargs=dict(betas=(0.5, 0.999)))'" \
+    "reinforce:learning_rate='lin_0.02',ent_coef=0.05" \
+    "reinforce:policy_step='natural',natural_step_size=0.1,target_kl=0.02,ent_coef=0.05" \
+    "reinforce:n_envs=1" "reinforce:n_envs=2" "reinforce:n_envs=4" "reinforce:n_envs=1,ent_coef=0.05" "reinforce:n_envs=2,ent_coef=0.05"
+# The entry with 1 env (the current one) on seeds 20-29 beside A2C and PPO; fifth round on those seeds (two commands:
+# the first 8 variants, then the last 5); n_value_epochs=40 on seeds 10-19
+$B --envs CartPole-v1 --algos reinforce a2c ppo --first-seed 20 --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole_fresh20"
+$B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-seed 20 --seeds 10 --out "$OUT/cartpole_round5" --algos \
+    "reinforce:learning_rate='lin_0.02'" "reinforce:n_episodes=12" "reinforce:n_episodes=16,learning_rate='lin_0.04'" \
+    "reinforce:ent_coef=0.015" "reinforce:max_grad_norm=1.0" "reinforce:policy_step='natural',natural_step_size=0.1,target_kl=0.02" \
+    "reinforce:n_value_epochs=40" "reinforce:learning_rate='lin_0.025',n_episodes=12" \
+    "reinforce:n_value_epochs=40,learning_rate='lin_0.035'" "reinforce:n_value_epochs=60" \
+    "reinforce:n_episodes=16,learning_rate='lin_0.05',n_value_epochs=40" "reinforce:n_episodes=16,learning_rate='lin_0.06'" \
+    "reinforce:n_value_epochs=40,n_episodes=12,learning_rate='lin_0.04'"
+$B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-seed 10 --seeds 10 \
+    --out "$OUT/cartpole_round5_seeds10" --algos "reinforce:n_value_epochs=40"
+# The current entry on seeds 30-39, used for no choice, beside A2C and PPO; seeds 20-39 together; the entry on 0-39
+$B --envs CartPole-v1 --algos reinforce a2c ppo --first-seed 30 --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole_fresh30"
+mkdir -p "$OUT/cartpole_fresh20_39/runs" "$OUT/cartpole40_entry/runs/reinforce/CartPole-v1"
+cp -rn "$OUT/cartpole_fresh20/runs/." "$OUT/cartpole_fresh30/runs/." "$OUT/cartpole_fresh20_39/runs/"
+$B --envs CartPole-v1 --algos reinforce a2c ppo --first-seed 20 --seeds 20 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole_fresh20_39"
+cp -rn "$OUT/cartpole_fresh20_39/runs/reinforce/CartPole-v1/." "$OUT/cartpole40_entry/runs/reinforce/CartPole-v1/"
+$B --envs CartPole-v1 --algos reinforce --seeds 40 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole40_entry"
 
 # Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
 $B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \
