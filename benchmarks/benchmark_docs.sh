@@ -201,8 +201,9 @@ $B --envs CartPole-v1 --algos reinforce a2c ppo --seeds 10 --n-timesteps 100000 
 $B --envs CartPole-v1 --algos reinforce --seeds 20 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole20_entry"
 # Fourth round, on seeds 10-19 (where the entry above fell back), with that entry (8 envs; the file of commit
-# 37a9077): 16 variants, run as three commands into this folder (the first 10 variants, the natural step with an
-# entropy bonus of 0.05, then the number of envs)
+# 37a9077): 16 variants, run as three commands into three folders (the first 10 variants, the natural step with an
+# entropy bonus of 0.05, then the number of envs) and gathered into this one; variants stopped before 10 seeds are
+# left out
 $B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-seed 10 --seeds 10 --out "$OUT/cartpole_round4" --algos \
     "reinforce:learning_rate='lin_0.025'" "reinforce:ent_coef=0.05" "reinforce:normalize_advantage=True" \
     "reinforce:n_episodes=12,learning_rate='lin_0.04'" "reinforce:n_value_epochs=40" \
@@ -212,8 +213,8 @@ $B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-see
     "reinforce:learning_rate='lin_0.02',ent_coef=0.05" \
     "reinforce:policy_step='natural',natural_step_size=0.1,target_kl=0.02,ent_coef=0.05" \
     "reinforce:n_envs=1" "reinforce:n_envs=2" "reinforce:n_envs=4" "reinforce:n_envs=1,ent_coef=0.05" "reinforce:n_envs=2,ent_coef=0.05"
-# The entry with 1 env (the current one) on seeds 20-29 beside A2C and PPO; fifth round on those seeds (two commands:
-# the first 8 variants, then the last 5); n_value_epochs=40 on seeds 10-19
+# The entry with 1 env (the current one) on seeds 20-29 beside A2C and PPO; fifth round on those seeds (two commands,
+# the first 8 variants and the last 5, gathered into this folder); n_value_epochs=40 on seeds 10-19
 $B --envs CartPole-v1 --algos reinforce a2c ppo --first-seed 20 --seeds 10 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole_fresh20"
 $B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-seed 20 --seeds 10 --out "$OUT/cartpole_round5" --algos \
