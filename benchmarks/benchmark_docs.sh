@@ -236,6 +236,25 @@ $B --envs CartPole-v1 --algos reinforce a2c ppo --first-seed 20 --seeds 20 --n-t
 cp -rn "$OUT/cartpole_fresh20_39/runs/reinforce/CartPole-v1/." "$OUT/cartpole40_entry/runs/reinforce/CartPole-v1/"
 $B --envs CartPole-v1 --algos reinforce --seeds 40 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole40_entry"
+# Sixth round, on seeds 100-119 (20 seeds per variant, none of them used before), with the entry of commit ad16ec8
+# (clipping at 2.0): run as five commands of 2 to 5 variants each and gathered into this folder; two variants stopped
+# before 20 seeds (learning rate from 0.01 and from 0.04, without clipping) are left out
+$B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-seed 100 --seeds 20 \
+    --out "$OUT/cartpole_round6_seeds100" --algos reinforce "reinforce:max_grad_norm=1e9" "reinforce:vf_coef=0.05" \
+    "reinforce:max_grad_norm=1e9,ent_coef=0.0" "reinforce:max_grad_norm=1e9,ent_coef=0.01" \
+    "reinforce:max_grad_norm=1e9,ent_coef=0.05" "reinforce:max_grad_norm=1e9,gae_lambda=0.95" \
+    "reinforce:max_grad_norm=1e9,gae_lambda=0.98" "reinforce:max_grad_norm=1e9,gae_lambda=0.999" \
+    "reinforce:max_grad_norm=1e9,gae_lambda=1.0" "reinforce:max_grad_norm=1e9,gamma=0.999" \
+    "reinforce:max_grad_norm=1e9,gae_lambda=1.0,gamma=0.999" "reinforce:max_grad_norm=1e9,n_value_epochs=40" \
+    "reinforce:max_grad_norm=1e9,batch_mode='steps',n_steps=512" \
+    "reinforce:max_grad_norm=1e9,batch_mode='steps',n_envs=8,n_steps=64"
+# The simplest of the sixth round's four variants that held 17 of 20 (no clipping), on seeds 0-39 beside the entry
+$B --envs CartPole-v1 --algos "reinforce:max_grad_norm=1e9" --seeds 40 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole_noclip40"
+mkdir -p "$OUT/cartpole40_noclip/runs"
+cp -rn "$OUT/cartpole40_entry/runs/." "$OUT/cartpole_noclip40/runs/." "$OUT/cartpole40_noclip/runs/"
+$B --envs CartPole-v1 --algos reinforce "reinforce:max_grad_norm=1e9" --seeds 40 --n-timesteps 100000 --eval-freq 5000 \
+    --jobs 2 --out "$OUT/cartpole40_noclip"
 
 # Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
 $B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \

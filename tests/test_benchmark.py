@@ -292,3 +292,22 @@ def test_runs_on_a_local_ray_cluster(tmp_path):
     # Each run was a Ray task: it ran in a worker process, not in this one (local runs run in this process's threads).
     assert all(r["worker_pid"] != os.getpid() for r in records)
     assert (out / "results.csv").exists()
+
+
+def test_fallbacks_counts_runs_by_first_step_at_threshold(tmp_path, capsys):
+    from benchmarks import fallbacks
+
+    per_seed = tmp_path / "per_seed.csv"
+    per_seed.write_text(
+        "env,algo,seed,final,best,steps_to_threshold,lowest_after_reaching,auc,wall_time_s\n"
+        "CartPole-v1,reinforce,0,500.0,500.0,5000,424.0,470.0,30.0\n"
+        "CartPole-v1,reinforce,1,500.0,500.0,5000,475.0,480.0,30.0\n"
+        "CartPole-v1,reinforce,2,500.0,500.0,10000,500.0,480.0,30.0\n"
+        "CartPole-v1,reinforce,3,9.7,219.1,,,15.0,10.0\n"
+        'CartPole-v1,"reinforce:ent_coef=0.05",0,500.0,500.0,10000,300.0,450.0,30.0\n'
+    )
+    # 475 itself is not a fall back; a run that never reaches the threshold is left out
+    assert fallbacks.count_fallbacks([per_seed], 475.0) == {5000: (2, 1), 10000: (2, 1)}
+    assert fallbacks.count_fallbacks([per_seed], 475.0, algo="reinforce") == {5000: (2, 1), 10000: (1, 0)}
+    fallbacks.main([str(per_seed), "--threshold", "475"])
+    assert capsys.readouterr().out.splitlines()[-1] == "| all | 4 | 2 |"
