@@ -103,6 +103,14 @@ $B --envs HalfCheetah-v5 Hopper-v5 --algos "reinforce:policy_step='gradient'" "r
     "reinforce:policy_step='natural',natural_step_size=0.1,target_kl=0.05,n_envs=16,n_steps=64,n_value_epochs=20,learning_rate='lin_0.001',policy_kwargs='dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))'" \
     "reinforce:return_estimator='reward_to_go',batch_mode='episodes',n_episodes=8,policy_step='gradient'" \
     a2c ppo trpo --seeds 3 --jobs 1 --out "$OUT/mujoco4"
+# The two shipped MuJoCo entries on 5 seeds: the grid's 3 runs of each copied in, seeds 3 and 4 run
+L_HOPPER="reinforce:policy_step='natural',natural_step_size=0.1,target_kl=0.05,n_envs=16,n_steps=64,n_value_epochs=20,learning_rate='lin_0.001',policy_kwargs='dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))'"
+D_HOPPER="reinforce_policy_step=_natural_natural_step_size=0.1_target_kl=0.05_n_envs=16_n_steps=64_n_value_epochs=20_learning_rate=_lin_0.001_policy_kwargs=_dict_net_arch=dict_pi=_64_64_vf=_64_64_"
+mkdir -p "$OUT/mujoco_hc_entry5/runs/reinforce_policy_step=_natural_" "$OUT/mujoco_hopper_entry5/runs/$D_HOPPER"
+cp -rn "$OUT/mujoco4/runs/reinforce_policy_step=_natural_/HalfCheetah-v5" "$OUT/mujoco_hc_entry5/runs/reinforce_policy_step=_natural_/"
+cp -rn "$OUT/mujoco4/runs/$D_HOPPER/Hopper-v5" "$OUT/mujoco_hopper_entry5/runs/$D_HOPPER/"
+$B --envs HalfCheetah-v5 --algos "reinforce:policy_step='natural'" --seeds 5 --jobs 2 --out "$OUT/mujoco_hc_entry5"
+$B --envs Hopper-v5 --algos "$L_HOPPER" --seeds 5 --jobs 2 --out "$OUT/mujoco_hopper_entry5"
 
 # CartPole-v1: a hand search for a faster entry (docs/benchmark.md). Short screens at 3e4 steps, then screens at the
 # entry's budget of 1e5 steps (5 seeds each), then the entry and the fastest variant on 10 seeds.
