@@ -259,13 +259,16 @@ $B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-see
 # The simplest of the sixth round's four variants that held 17 of 20 (no clipping), on seeds 0-39 beside the entry
 $B --envs CartPole-v1 --algos "reinforce:max_grad_norm=1e9" --seeds 40 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
     --out "$OUT/cartpole_noclip40"
-mkdir -p "$OUT/cartpole40_noclip/runs"
-cp -rn "$OUT/cartpole40_entry/runs/." "$OUT/cartpole_noclip40/runs/." "$OUT/cartpole40_noclip/runs/"
-$B --envs CartPole-v1 --algos reinforce "reinforce:max_grad_norm=1e9" --seeds 40 --n-timesteps 100000 --eval-freq 5000 \
-    --jobs 2 --out "$OUT/cartpole40_noclip"
 # The variants that held every seed of a block in the fourth and fifth rounds, on seeds 100-119
 $B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 2 --first-seed 100 --seeds 20 \
     --out "$OUT/cartpole_round6c" --algos "reinforce:n_episodes=16,learning_rate='lin_0.04'" "reinforce:ent_coef=0.05"
+# The entropy bonus of 0.05 (18 of 20 there) on seeds 0-39; both checks gathered with the entry's runs on seeds 0-39
+$B --envs CartPole-v1 --algos "reinforce:ent_coef=0.05" --seeds 40 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole_ent05_40"
+mkdir -p "$OUT/cartpole40_checks/runs"
+cp -rn "$OUT/cartpole40_entry/runs/." "$OUT/cartpole_noclip40/runs/." "$OUT/cartpole_ent05_40/runs/." "$OUT/cartpole40_checks/runs/"
+$B --envs CartPole-v1 --algos reinforce "reinforce:max_grad_norm=1e9" "reinforce:ent_coef=0.05" --seeds 40 \
+    --n-timesteps 100000 --eval-freq 5000 --jobs 2 --out "$OUT/cartpole40_checks"
 
 # Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
 $B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \
