@@ -11,10 +11,10 @@ B=".venv/bin/sb3-reinforce benchmark"
 # CartPole-v1 command up to the fourth round ran with an earlier CartPole-v1 entry (cartpole10_entry, cartpole20_entry
 # and the fourth round with that of 37a9077, the third round and cartpole20_entry_fe8d85d with that of fe8d85d, the ones
 # before with that of f25ec51), and the MuJoCo
-# grid's Hopper-v5 rows other than the bounded natural step (and hopper_search) with the previous, shared-block
-# Hopper-v5 entry. To re-run those from scratch, restore that file first: `git checkout f25ec51 --
-# zoo_configs/reinforce.yml` (CartPole-v1; fe8d85d or 37a9077 for the later rounds) or `git checkout 41467d8 --
-# zoo_configs/reinforce.yml` (Hopper-v5), which an
+# grid's Hopper-v5 and Walker2d-v5 rows other than the bounded natural step (and hopper_search) with the previous,
+# shared-block Hopper-v5 and Walker2d-v5 entries. To re-run those from scratch, restore that file first: `git checkout
+# f25ec51 -- zoo_configs/reinforce.yml` (CartPole-v1; fe8d85d or 37a9077 for the later rounds), `git checkout 41467d8
+# -- zoo_configs/reinforce.yml` (Hopper-v5) or `git checkout 126a7a3 -- zoo_configs/reinforce.yml` (Walker2d-v5), which an
 # editable install reads from the checkout, then `git checkout HEAD -- zoo_configs/reinforce.yml`.
 
 # REINFORCE (tuned configs) vs A2C vs PPO, 5 seeds
@@ -111,9 +111,10 @@ cp -rn "$OUT/mujoco4/runs/reinforce_policy_step=_natural_/HalfCheetah-v5" "$OUT/
 cp -rn "$OUT/mujoco4/runs/$D_HOPPER/Hopper-v5" "$OUT/mujoco_hopper_entry5/runs/$D_HOPPER/"
 $B --envs HalfCheetah-v5 --algos "reinforce:policy_step='natural'" --seeds 5 --jobs 2 --out "$OUT/mujoco_hc_entry5"
 $B --envs Hopper-v5 --algos "$L_HOPPER" --seeds 5 --jobs 2 --out "$OUT/mujoco_hopper_entry5"
-# Walker2d-v5, the grid's rows at 1M steps and 3 seeds (run as the four commands below, in this order), then the
-# three envs gathered into one report. Walker2d-v5 has no reward threshold in Gymnasium: the report normalises it
-# to 3500, about PPO's published returns at 1M steps (PPO paper about 3460, RL Zoo 3479).
+# Walker2d-v5, the grid's rows at 1M steps and 3 seeds (run as the four commands below, in this order, with the file
+# of 126a7a3: Walker2d-v5's entry was then the shared block), then the three envs gathered into one report.
+# Walker2d-v5 has no reward threshold in Gymnasium: the report normalises it to 3500, about PPO's published returns
+# at 1M steps (PPO paper about 3460, RL Zoo 3479).
 L_MC="reinforce:return_estimator='reward_to_go',batch_mode='episodes',n_episodes=8,policy_step='gradient'"
 W="--envs Walker2d-v5 --seeds 3 --jobs 2 --out $OUT/mujoco_walker"
 $B $W --algos "reinforce:policy_step='gradient'" trpo
@@ -124,6 +125,15 @@ mkdir -p "$OUT/mujoco_grid3/runs"
 cp -rn "$OUT/mujoco4/runs/." "$OUT/mujoco_walker/runs/." "$OUT/mujoco_grid3/runs/"
 $B --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "reinforce:policy_step='gradient'" \
     "reinforce:policy_step='natural'" "$L_HOPPER" "$L_MC" a2c ppo trpo --seeds 3 --jobs 2 --out "$OUT/mujoco_grid3"
+# The three REINFORCE rows of the shared block's family on 5 seeds on Walker2d-v5 (seeds 3 and 4 added; the bounded
+# natural step's seeds 3 and 4 ran first, into mujoco_walker_entry5), which chose Walker2d-v5's entry
+mkdir -p "$OUT/mujoco_walker_entry5/runs/$D_HOPPER" "$OUT/mujoco_walker5/runs"
+cp -rn "$OUT/mujoco_walker/runs/$D_HOPPER/Walker2d-v5" "$OUT/mujoco_walker_entry5/runs/$D_HOPPER/"
+$B --envs Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "$L_HOPPER" --seeds 5 --jobs 2 --out "$OUT/mujoco_walker_entry5"
+cp -rn "$OUT/mujoco_walker/runs/reinforce_policy_step=_gradient_" "$OUT/mujoco_walker/runs/reinforce_policy_step=_natural_" \
+    "$OUT/mujoco_walker_entry5/runs/$D_HOPPER" "$OUT/mujoco_walker5/runs/"
+$B --envs Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "reinforce:policy_step='gradient'" \
+    "reinforce:policy_step='natural'" "$L_HOPPER" --seeds 5 --jobs 2 --out "$OUT/mujoco_walker5"
 
 # CartPole-v1: a hand search for a faster entry (docs/benchmark.md). Short screens at 3e4 steps, then screens at the
 # entry's budget of 1e5 steps (5 seeds each), then the entry and the fastest variant on 10 seeds.
