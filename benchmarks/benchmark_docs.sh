@@ -134,6 +134,12 @@ cp -rn "$OUT/mujoco_walker/runs/reinforce_policy_step=_gradient_" "$OUT/mujoco_w
     "$OUT/mujoco_walker_entry5/runs/$D_HOPPER" "$OUT/mujoco_walker5/runs/"
 $B --envs Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "reinforce:policy_step='gradient'" \
     "reinforce:policy_step='natural'" "$L_HOPPER" --seeds 5 --jobs 2 --out "$OUT/mujoco_walker5"
+# Every row of the grid on 5 seeds on Walker2d-v5 (seeds 3 and 4 of Monte Carlo REINFORCE, A2C, PPO and TRPO added;
+# they ran while other runs shared the machine, so their wall times are not comparable with the grid's)
+mkdir -p "$OUT/mujoco_walker_all5/runs"
+cp -rn "$OUT/mujoco_walker/runs/." "$OUT/mujoco_walker5/runs/." "$OUT/mujoco_walker_all5/runs/"
+$B --envs Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "reinforce:policy_step='gradient'" \
+    "reinforce:policy_step='natural'" "$L_HOPPER" "$L_MC" a2c ppo trpo --seeds 5 --jobs 2 --out "$OUT/mujoco_walker_all5"
 
 # CartPole-v1: a hand search for a faster entry (docs/benchmark.md). Short screens at 3e4 steps, then screens at the
 # entry's budget of 1e5 steps (5 seeds each), then the entry and the fastest variant on 10 seeds.
