@@ -10,12 +10,15 @@ evaluate below the threshold at some later evaluation. All rows of all files are
 
 import argparse
 import csv
+import math
 from collections import Counter
 from pathlib import Path
 
 
 def count_fallbacks(paths: list[Path], threshold: float, algo: str | None = None) -> dict[int, tuple[int, int]]:
     """``{first step at the threshold: (runs, runs that fall back below it later)}``, runs that never reach it left out."""
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold: {threshold!r} is not a finite number (the reports' threshold, e.g. 475)")
     reached: Counter[int] = Counter()
     fell_back: Counter[int] = Counter()
     for path in paths:

@@ -311,3 +311,5 @@ def test_fallbacks_counts_runs_by_first_step_at_threshold(tmp_path, capsys):
     assert fallbacks.count_fallbacks([per_seed], 475.0, algo="reinforce") == {5000: (2, 1), 10000: (1, 0)}
     fallbacks.main([str(per_seed), "--threshold", "475"])
     assert capsys.readouterr().out.splitlines()[-1] == "| all | 4 | 2 |"
+    with pytest.raises(ValueError, match="threshold: nan"):
+        fallbacks.count_fallbacks([per_seed], float("nan"))
