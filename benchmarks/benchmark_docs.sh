@@ -298,6 +298,15 @@ mkdir -p "$OUT/cartpole40_checks/runs"
 cp -rn "$OUT/cartpole40_entry/runs/." "$OUT/cartpole_noclip40/runs/." "$OUT/cartpole_ent05_40/runs/." "$OUT/cartpole40_checks/runs/"
 $B --envs CartPole-v1 --algos reinforce "reinforce:max_grad_norm=1e9" "reinforce:ent_coef=0.05" --seeds 40 \
     --n-timesteps 100000 --eval-freq 5000 --jobs 2 --out "$OUT/cartpole40_checks"
+# Seventh round, on seeds 100-119: the policy network's size and activation and no entropy bonus, beside the entry's
+# runs of the sixth round (copied in); run with --jobs 1 beside the MuJoCo runs below
+mkdir -p "$OUT/cartpole_round7_seeds100/runs"
+cp -rn "$OUT/cartpole_round6_seeds100/runs/reinforce" "$OUT/cartpole_round7_seeds100/runs/"
+$B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --first-seed 100 --seeds 20 \
+    --out "$OUT/cartpole_round7_seeds100" --algos reinforce \
+    "reinforce:policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[32, 32], vf=[64, 64]))'" \
+    "reinforce:policy_kwargs='dict(activation_fn=nn.Tanh, net_arch=dict(pi=[64, 64], vf=[64, 64]))'" \
+    "reinforce:policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[64], vf=[64, 64]))'" "reinforce:ent_coef=0.0"
 
 # Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
 $B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \
