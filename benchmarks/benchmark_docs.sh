@@ -329,6 +329,9 @@ $B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --first-see
 # Its 32x32 policy network on seeds 0-39, stopped after 14 seeds (behind the entry's runs on the same seeds)
 $B --envs CartPole-v1 --algos "reinforce:policy_kwargs='dict(activation_fn=nn.ReLU, net_arch=dict(pi=[32, 32], vf=[64, 64]))'" \
     --seeds 14 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --out "$OUT/cartpole_pi32_check"
+# The sixth round's vf_coef=0.05 (17 of 20 there) on seeds 0-39, stopped after seeds 0-19 (behind the entry there)
+$B --envs CartPole-v1 --algos "reinforce:vf_coef=0.05" --seeds 20 --n-timesteps 100000 --eval-freq 5000 --jobs 2 \
+    --out "$OUT/cartpole_vf005_check"
 
 # Hopper-v5: two named variants of the shared block with the zoo PPO entry's gamma and gae_lambda (docs/zoo.md)
 $B --envs Hopper-v5 --algos "reinforce:gamma=0.999,gae_lambda=0.99" \
