@@ -116,6 +116,7 @@ $B --envs Hopper-v5 --algos "$L_HOPPER" --seeds 5 --jobs 2 --out "$OUT/mujoco_ho
 # Walker2d-v5 has no reward threshold in Gymnasium: the report normalises it to 3500, about PPO's published returns
 # at 1M steps (PPO paper about 3460, RL Zoo 3479).
 L_MC="reinforce:return_estimator='reward_to_go',batch_mode='episodes',n_episodes=8,policy_step='gradient'"
+ROWS=("reinforce:policy_step='gradient'" "reinforce:policy_step='natural'" "$L_HOPPER" "$L_MC" a2c ppo trpo)
 W="--envs Walker2d-v5 --seeds 3 --jobs 2 --out $OUT/mujoco_walker"
 $B $W --algos "reinforce:policy_step='gradient'" trpo
 $B $W --algos a2c ppo
@@ -123,8 +124,8 @@ $B $W --algos "$L_HOPPER" "$L_MC"
 $B $W --algos "reinforce:policy_step='natural'"
 mkdir -p "$OUT/mujoco_grid3/runs"
 cp -rn "$OUT/mujoco4/runs/." "$OUT/mujoco_walker/runs/." "$OUT/mujoco_grid3/runs/"
-$B --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "reinforce:policy_step='gradient'" \
-    "reinforce:policy_step='natural'" "$L_HOPPER" "$L_MC" a2c ppo trpo --seeds 3 --jobs 2 --out "$OUT/mujoco_grid3"
+$B --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "${ROWS[@]}" --seeds 3 --jobs 2 \
+    --out "$OUT/mujoco_grid3"
 # The three REINFORCE rows of the shared block's family on 5 seeds on Walker2d-v5 (seeds 3 and 4 added; the bounded
 # natural step's seeds 3 and 4 ran first, into mujoco_walker_entry5), which chose Walker2d-v5's entry
 mkdir -p "$OUT/mujoco_walker_entry5/runs/$D_HOPPER" "$OUT/mujoco_walker5/runs"
@@ -138,13 +139,11 @@ $B --envs Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "reinforce:policy_st
 # they ran while other runs shared the machine, so their wall times are not comparable with the grid's)
 mkdir -p "$OUT/mujoco_walker_all5/runs"
 cp -rn "$OUT/mujoco_walker/runs/." "$OUT/mujoco_walker5/runs/." "$OUT/mujoco_walker_all5/runs/"
-$B --envs Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "reinforce:policy_step='gradient'" \
-    "reinforce:policy_step='natural'" "$L_HOPPER" "$L_MC" a2c ppo trpo --seeds 5 --jobs 2 --out "$OUT/mujoco_walker_all5"
+$B --envs Walker2d-v5 --thresholds Walker2d-v5=3500 --algos "${ROWS[@]}" --seeds 5 --jobs 2 --out "$OUT/mujoco_walker_all5"
 # Every row of the grid on 5 seeds on HalfCheetah-v5 and Hopper-v5 (seeds 3 and 4 added, one run at a time on each
 # env, the two envs side by side, with CartPole-v1 runs on the same 2 cores for part of the time). The Hopper-v5
 # plain-step, natural-step and Monte Carlo rows ran with the file of 41467d8, as their seeds 0-2 did. Then the
 # three envs gathered into one 5-seed report.
-ROWS=("reinforce:policy_step='gradient'" "reinforce:policy_step='natural'" "$L_HOPPER" "$L_MC" a2c ppo trpo)
 for R in "$OUT"/mujoco4/runs/*; do
     mkdir -p "$OUT/mujoco_hc_all5/runs/$(basename "$R")" "$OUT/mujoco_hopper_all5/runs/$(basename "$R")"
     cp -rn "$R/HalfCheetah-v5" "$OUT/mujoco_hc_all5/runs/$(basename "$R")/"
@@ -318,7 +317,7 @@ cp -rn "$OUT/cartpole40_entry/runs/." "$OUT/cartpole_noclip40/runs/." "$OUT/cart
 $B --envs CartPole-v1 --algos reinforce "reinforce:max_grad_norm=1e9" "reinforce:ent_coef=0.05" --seeds 40 \
     --n-timesteps 100000 --eval-freq 5000 --jobs 2 --out "$OUT/cartpole40_checks"
 # Seventh round, on seeds 100-119: the policy network's size and activation and no entropy bonus, beside the entry's
-# runs of the sixth round (copied in); run with --jobs 1 beside the MuJoCo runs below
+# runs of the sixth round (copied in); run with --jobs 1 beside the 5-seed MuJoCo runs above
 mkdir -p "$OUT/cartpole_round7_seeds100/runs"
 cp -rn "$OUT/cartpole_round6_seeds100/runs/reinforce" "$OUT/cartpole_round7_seeds100/runs/"
 $B --envs CartPole-v1 --n-timesteps 100000 --eval-freq 5000 --jobs 1 --first-seed 100 --seeds 20 \
