@@ -6,12 +6,17 @@ Reads the ``per_seed.csv`` of ``sb3-reinforce benchmark`` reports (columns ``ste
 evaluate below the threshold at some later evaluation. All rows of all files are pooled unless ``--algo`` names one.
 
     python -m benchmarks.fallbacks docs/results/benchmark/cartpole_round6_seeds100/per_seed.csv --threshold 475
+
+With ``--blocks N`` it prints instead, for each block of ``N`` consecutive seeds (seeds ``k N`` to ``k N + N - 1``) of
+one algorithm, the median first step at the threshold (runs that never reach it count as later than any), the runs
+that never fall below it after reaching it, and the lowest final return.
 """
 
 import argparse
 import csv
 import math
-from collections import Counter
+import statistics
+from collections import Counter, defaultdict
 from pathlib import Path
 
 
@@ -34,12 +39,52 @@ def count_fallbacks(paths: list[Path], threshold: float, algo: str | None = None
     return {step: (reached[step], fell_back[step]) for step in sorted(reached)}
 
 
+def seed_blocks(paths: list[Path], threshold: float, size: int, algo: str) -> dict[int, tuple[int, float, int, float]]:
+    """``{first seed of the block: (runs, median first step at the threshold, runs that hold, lowest final)}``."""
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold: {threshold!r} is not a finite number (the reports' threshold, e.g. 475)")
+    if size < 1:
+        raise ValueError(f"size: {size!r} is not a block size; allowed: integers >= 1")
+    blocks: defaultdict[int, list[tuple[float, bool, float]]] = defaultdict(list)
+    for path in paths:
+        with open(path) as file:
+            for row in csv.DictReader(file):
+                if row["algo"] != algo:
+                    continue
+                reached = row["steps_to_threshold"] not in ("", "-")
+                first = float(row["steps_to_threshold"]) if reached else math.inf
+                holds = reached and float(row["lowest_after_reaching"]) >= threshold
+                blocks[int(row["seed"]) // size * size].append((first, holds, float(row["final"])))
+    return {
+        start: (
+            len(runs),
+            statistics.median(first for first, _, _ in runs),
+            sum(holds for _, holds, _ in runs),
+            min(final for _, _, final in runs),
+        )
+        for start, runs in sorted(blocks.items())
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("per_seed", nargs="+", type=Path, help="per_seed.csv files of benchmark reports")
     parser.add_argument("--threshold", type=float, required=True, help="the reports' threshold (475 for CartPole-v1)")
     parser.add_argument("--algo", help="only the rows of this algorithm label (default: all)")
+    parser.add_argument("--blocks", type=int, help="per block of this many seeds, of the rows of --algo")
     args = parser.parse_args(argv)
+    if args.blocks is not None:
+        if args.algo is None:
+            parser.error("--blocks needs --algo")
+        blocks = seed_blocks(args.per_seed, args.threshold, args.blocks, args.algo)
+        print("| seeds | runs | median first step at threshold | never below it after | lowest final return |")
+        print("| --- | --- | --- | --- | --- |")
+        for start, (runs, median, holds, final) in blocks.items():
+            print(f"| {start}-{start + args.blocks - 1} | {runs} | {median:g} | {holds} | {final:g} |")
+        runs = sum(block[0] for block in blocks.values())
+        holds = sum(block[2] for block in blocks.values())
+        print(f"| all | {runs} | | {holds} | {min(block[3] for block in blocks.values()):g} |")
+        return
     counts = count_fallbacks(args.per_seed, args.threshold, args.algo)
     print("| first step at threshold | runs | fall back below it later |")
     print("| --- | --- | --- |")

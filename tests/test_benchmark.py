@@ -1,6 +1,7 @@
 """``sb3-reinforce benchmark``: run specs, statistics against their definitions, a tiny grid, resume, failures, Ray."""
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -313,3 +314,10 @@ def test_fallbacks_counts_runs_by_first_step_at_threshold(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == "| all | 4 | 2 |"
     with pytest.raises(ValueError, match="threshold: nan"):
         fallbacks.count_fallbacks([per_seed], float("nan"))
+    # Blocks of 2 seeds of one algorithm: seeds 0-1 and 2-3; a run that never reaches the threshold counts as later than
+    # any (the median of 10000 and never is inf) and does not hold
+    assert fallbacks.seed_blocks([per_seed], 475.0, 2, "reinforce") == {0: (2, 5000.0, 1, 500.0), 2: (2, math.inf, 1, 9.7)}
+    fallbacks.main([str(per_seed), "--threshold", "475", "--algo", "reinforce", "--blocks", "2"])
+    assert capsys.readouterr().out.splitlines()[-1] == "| all | 4 | | 2 | 9.7 |"
+    with pytest.raises(ValueError, match="size: 0"):
+        fallbacks.seed_blocks([per_seed], 475.0, 0, "reinforce")
