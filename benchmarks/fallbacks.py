@@ -9,7 +9,8 @@ evaluate below the threshold at some later evaluation. All rows of all files are
 
 With ``--blocks N`` it prints instead, for each block of ``N`` consecutive seeds (seeds ``k N`` to ``k N + N - 1``) of
 one algorithm, the median first step at the threshold (runs that never reach it count as later than any), the runs
-that never fall below it after reaching it, and the lowest final return.
+that never fall below it after reaching it, and the lowest final return; then the pooled rate of runs that hold, its
+95% Wilson interval, and the probability that all ``N`` seeds of a block hold at that rate and at the interval's ends.
 """
 
 import argparse
@@ -18,6 +19,8 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from scipy.stats import binomtest
 
 
 def count_fallbacks(paths: list[Path], threshold: float, algo: str | None = None) -> dict[int, tuple[int, int]]:
@@ -84,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         runs = sum(block[0] for block in blocks.values())
         holds = sum(block[2] for block in blocks.values())
         print(f"| all | {runs} | | {holds} | {min(block[3] for block in blocks.values()):g} |")
+        interval = binomtest(holds, runs).proportion_ci(confidence_level=0.95, method="wilson")
+        rate, low, high = holds / runs, interval.low, interval.high
+        print(
+            f"\nRuns that hold: {rate:.2f} (95% Wilson interval {low:.2f} to {high:.2f}); all {args.blocks} of a block "
+            f"hold with probability {rate**args.blocks:.2f} ({low**args.blocks:.2f} to {high**args.blocks:.2f})."
+        )
         return
     counts = count_fallbacks(args.per_seed, args.threshold, args.algo)
     print("| first step at threshold | runs | fall back below it later |")

@@ -318,6 +318,11 @@ def test_fallbacks_counts_runs_by_first_step_at_threshold(tmp_path, capsys):
     # any (the median of 10000 and never is inf) and does not hold
     assert fallbacks.seed_blocks([per_seed], 475.0, 2, "reinforce") == {0: (2, 5000.0, 1, 500.0), 2: (2, math.inf, 1, 9.7)}
     fallbacks.main([str(per_seed), "--threshold", "475", "--algo", "reinforce", "--blocks", "2"])
-    assert capsys.readouterr().out.splitlines()[-1] == "| all | 4 | | 2 | 9.7 |"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3] == "| all | 4 | | 2 | 9.7 |"
+    # 2 of 4 hold: Wilson's interval for 2 of 4 is 0.15 to 0.85; both seeds of a block hold with probability 0.5^2
+    assert lines[-1] == (
+        "Runs that hold: 0.50 (95% Wilson interval 0.15 to 0.85); all 2 of a block hold with probability 0.25 (0.02 to 0.72)."
+    )
     with pytest.raises(ValueError, match="size: 0"):
         fallbacks.seed_blocks([per_seed], 475.0, 0, "reinforce")
