@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.algo is None:
             parser.error("--blocks needs --algo")
         blocks = seed_blocks(args.per_seed, args.threshold, args.blocks, args.algo)
+        if not blocks:
+            parser.error(f"--algo {args.algo!r}: no row of the per_seed files has this algorithm label")
         print("| seeds | runs | median first step at threshold | never below it after | lowest final return |")
         print("| --- | --- | --- | --- | --- |")
         for start, (runs, median, holds, final) in blocks.items():

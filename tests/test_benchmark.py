@@ -324,5 +324,8 @@ def test_fallbacks_counts_runs_by_first_step_at_threshold(tmp_path, capsys):
     assert lines[-1] == (
         "Runs that hold: 0.50 (95% Wilson interval 0.15 to 0.85); all 2 of a block hold with probability 0.25 (0.02 to 0.72)."
     )
+    with pytest.raises(SystemExit):  # no row of this label: an error, not an empty table
+        fallbacks.main([str(per_seed), "--threshold", "475", "--algo", "ppo", "--blocks", "2"])
+    assert "--algo 'ppo': no row" in capsys.readouterr().err
     with pytest.raises(ValueError, match="size: 0"):
         fallbacks.seed_blocks([per_seed], 475.0, 0, "reinforce")
