@@ -348,7 +348,7 @@ cp -rn "$OUT/cartpole_entry_seeds200/runs/reinforce" "$OUT/cartpole_round8_seeds
 $B --envs CartPole-v1 --algos reinforce "reinforce:vf_coef=1.0" "reinforce:vf_coef=2.0" --first-seed 200 --seeds 20 \
     --n-timesteps 100000 --eval-freq 5000 --jobs 2 --out "$OUT/cartpole_round8_seeds200"
 # The entry's record by blocks of 10 seeds over the 100 seeds it was run on
-R=docs/results/benchmark
-.venv/bin/python -m benchmarks.fallbacks "$R/cartpole40_entry/per_seed.csv" "$R/cartpole_round6_seeds100/per_seed.csv" \
-    "$R/cartpole_entry_seeds200/per_seed.csv" "$R/cartpole_entry_seeds300/per_seed.csv" --threshold 475 \
-    --algo reinforce --blocks 10 > "$R/cartpole_entry_blocks/blocks.md"
+RES=docs/results/benchmark
+.venv/bin/python -m benchmarks.fallbacks "$RES/cartpole40_entry/per_seed.csv" "$RES/cartpole_round6_seeds100/per_seed.csv" \
+    "$RES/cartpole_entry_seeds200/per_seed.csv" "$RES/cartpole_entry_seeds300/per_seed.csv" --threshold 475 \
+    --algo reinforce --blocks 10 > "$RES/cartpole_entry_blocks/blocks.md"

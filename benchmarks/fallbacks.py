@@ -19,51 +19,67 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 from scipy.stats import binomtest
 
 
-def count_fallbacks(paths: list[Path], threshold: float, algo: str | None = None) -> dict[int, tuple[int, int]]:
-    """``{first step at the threshold: (runs, runs that fall back below it later)}``, runs that never reach it left out."""
+class Run(NamedTuple):
+    """One row of a ``per_seed.csv``: its seed, first step at the threshold (inf if never), fall back, final return."""
+
+    seed: int
+    first: float
+    falls_back: bool
+    final: float
+
+
+def read_runs(paths: list[Path], threshold: float, algo: str | None = None) -> list[Run]:
+    """The runs of the ``per_seed.csv`` files, of one algorithm label if ``algo`` is given."""
     if not math.isfinite(threshold):
         raise ValueError(f"threshold: {threshold!r} is not a finite number (the reports' threshold, e.g. 475)")
-    reached: Counter[int] = Counter()
-    fell_back: Counter[int] = Counter()
+    runs = []
     for path in paths:
         with open(path) as file:
             for row in csv.DictReader(file):
                 if algo is not None and row["algo"] != algo:
                     continue
-                if row["steps_to_threshold"] in ("", "-"):
-                    continue
-                step = int(float(row["steps_to_threshold"]))
-                reached[step] += 1
-                fell_back[step] += float(row["lowest_after_reaching"]) < threshold
+                reached = row["steps_to_threshold"] not in ("", "-")
+                runs.append(
+                    Run(
+                        seed=int(row["seed"]),
+                        first=float(row["steps_to_threshold"]) if reached else math.inf,
+                        falls_back=reached and float(row["lowest_after_reaching"]) < threshold,
+                        final=float(row["final"]),
+                    )
+                )
+    return runs
+
+
+def count_fallbacks(paths: list[Path], threshold: float, algo: str | None = None) -> dict[int, tuple[int, int]]:
+    """``{first step at the threshold: (runs, runs that fall back below it later)}``, runs that never reach it left out."""
+    reached: Counter[int] = Counter()
+    fell_back: Counter[int] = Counter()
+    for run in read_runs(paths, threshold, algo):
+        if math.isfinite(run.first):
+            reached[int(run.first)] += 1
+            fell_back[int(run.first)] += run.falls_back
     return {step: (reached[step], fell_back[step]) for step in sorted(reached)}
 
 
 def seed_blocks(paths: list[Path], threshold: float, size: int, algo: str) -> dict[int, tuple[int, float, int, float]]:
-    """``{first seed of the block: (runs, median first step at the threshold, runs that hold, lowest final)}``."""
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold: {threshold!r} is not a finite number (the reports' threshold, e.g. 475)")
+    """``{first seed of the block: (runs, median first step at the threshold, runs that hold, lowest final)}``; a run
+    holds if it reaches the threshold and never falls below it after."""
     if size < 1:
         raise ValueError(f"size: {size!r} is not a block size; allowed: integers >= 1")
-    blocks: defaultdict[int, list[tuple[float, bool, float]]] = defaultdict(list)
-    for path in paths:
-        with open(path) as file:
-            for row in csv.DictReader(file):
-                if row["algo"] != algo:
-                    continue
-                reached = row["steps_to_threshold"] not in ("", "-")
-                first = float(row["steps_to_threshold"]) if reached else math.inf
-                holds = reached and float(row["lowest_after_reaching"]) >= threshold
-                blocks[int(row["seed"]) // size * size].append((first, holds, float(row["final"])))
+    blocks: defaultdict[int, list[Run]] = defaultdict(list)
+    for run in read_runs(paths, threshold, algo):
+        blocks[run.seed // size * size].append(run)
     return {
         start: (
             len(runs),
-            statistics.median(first for first, _, _ in runs),
-            sum(holds for _, holds, _ in runs),
-            min(final for _, _, final in runs),
+            statistics.median(run.first for run in runs),
+            sum(math.isfinite(run.first) and not run.falls_back for run in runs),
+            min(run.final for run in runs),
         )
         for start, runs in sorted(blocks.items())
     }
