@@ -22,7 +22,7 @@ COMPONENTS = [
     ("  episode statistics (_update_info_buffer)", "(_update_info_buffer)"),
     ("  NaN/inf check of the rollout (check_finite)", "(check_finite)"),
     ("  storage (buffer.add)", "buffers.py:*(add)"),
-    ("  returns and baselines (compute_returns_and_advantage)", "(compute_returns_and_advantage)"),
+    ("  the batch: returns and baselines (_make_batch)", "(_make_batch)"),
     ("update (train)", "reinforce.py:*(train)"),
     ("  backward passes", "__init__.py:*(backward)"),
     ("  optimizer steps", "optimizer.py:*(wrapper)"),

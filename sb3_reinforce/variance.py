@@ -3,17 +3,17 @@ The variance study: at a fixed policy, every return estimator and baseline on th
 
     sb3-reinforce variance --env CartPole-v1 [--model PATH] --episodes 1000 [--out DIR]
 
-Three independent sets of complete episodes of the fixed policy are sampled:
+Three independent sets of complete episodes of the fixed policy are sampled with the model's own rollout loop
+(:func:`~sb3_reinforce.diagnostics.collect_episodes`):
 
-1. *fit* episodes, on which the baselines are fitted: the mean, the optimal constant and the optimal constants per
-   parameter (per estimator), the linear-feature regression, and the value head (regressed on the reward-to-go);
-2. *test* episodes, on which every (estimator, baseline) gives its per-episode gradient estimates
-   ``g_i = sum_t grad log pi(a_t|s_t) (Psi_t - b_t)``: their mean norm, the trace of their covariance (total
-   variance), the single-episode signal-to-noise ratio ``||mean||^2 / trace(cov)``, and the distance of their mean from
+1. *fit* episodes, on which every registered baseline (:data:`~sb3_reinforce.common.baselines.BASELINES`) is fitted,
+   for every return estimator (:data:`~sb3_reinforce.common.returns.RETURN_ESTIMATORS`) it works with; the value head
+   is regressed on their reward-to-go;
+2. *test* episodes, in batches of ``--loo-batch`` episodes (as ``n_episodes`` is for a training batch), on which every
+   (estimator, baseline) gives its per-episode gradient estimates ``g_i = sum_t grad log pi(a_t|s_t) (Psi_t - b_t)``:
+   their mean norm, the trace of their covariance (total variance), the single-episode signal-to-noise ratio
+   ``||mean||^2 / trace(cov)``, and the distance of their mean from
 3. a *reference* gradient: the mean of reward-to-go with the value baseline over many more episodes.
-
-The leave-one-out baseline takes each test episode's batch to be ``--loo-batch`` consecutive episodes of the test set,
-as ``n_episodes`` is for a training batch.
 
 With ``gamma = 1`` (the default) every combination except GAE with ``lambda < 1`` is an unbiased estimate of the
 same gradient ``grad E[sum_t r_t]``, so they differ only in variance. The table is printed and written as CSV, and
@@ -23,75 +23,38 @@ a bar chart as PNG.
 import argparse
 import csv
 import os
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
-from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
-from sb3_reinforce.common.baselines import (
-    LeaveOneOutBaseline,
-    LinearFeatureBaseline,
-    OptimalBaseline,
-    OptimalConstantBaseline,
-    fit_value_function,
-    subtract_parameter_baseline,
-)
-from sb3_reinforce.common.buffers import predict_values
-from sb3_reinforce.diagnostics import EpisodeSample, collect_episodes, episode_gradients
+from sb3_reinforce.common.baselines import BASELINES, Baseline, ConstantBaseline, ValueBaseline, episode_estimates
+from sb3_reinforce.common.batch import ReinforceBatch, make_batch
+from sb3_reinforce.common.returns import RETURN_ESTIMATORS, ReturnEstimator
+from sb3_reinforce.diagnostics import EpisodeSample, collect_episodes
 from sb3_reinforce.reinforce.reinforce import REINFORCE
 
-COMBINATIONS: tuple[tuple[str, str | None], ...] = (
-    *(
-        (estimator, baseline)
-        for estimator in ("total", "reward_to_go")
-        for baseline in (None, "mean", "optimal_scalar", "optimal", "loo", "linear", "value")
-    ),
-    ("gae", "value"),
-)
+
+def combinations(loo_batch: int) -> list[tuple[str, str | None]]:
+    """Every registered (estimator, baseline) that the baseline accepts with unnormalised batches of ``loo_batch``."""
+    pairs = []
+    for estimator, estimator_class in RETURN_ESTIMATORS.items():
+        for baseline, baseline_class in BASELINES.items():
+            if estimator_class.needs_value_function and not baseline_class.needs_value_function:
+                continue
+            try:
+                baseline_class.check(repr(baseline), "episodes", loo_batch, False, None)
+            except ValueError:
+                continue
+            pairs.append((estimator, baseline))
+    return pairs
 
 
-@dataclass
-class _Returns:
-    """Flat ``(n_steps,)`` estimators of one sample."""
-
-    psi: dict[str, np.ndarray]  # estimator -> Psi_t - V(s_t) for GAE (its advantage), Psi_t otherwise
-    timesteps: np.ndarray
-
-
-def _returns(model: REINFORCE, sample: EpisodeSample, gamma: float, gae_lambda: float) -> _Returns:
-    """Every estimator of :data:`sb3_reinforce.common.returns.RETURN_ESTIMATORS` on the sample's complete episodes."""
-    buffer = sample.buffer
-    rewards, dones = buffer.rewards[: buffer.pos], buffer.dones[: buffer.pos]
-    zeros = np.zeros(buffer.n_envs)
-    k = ret.episode_timesteps(dones, zeros.astype(np.int64))
-    values = np.zeros_like(rewards)
-    values[sample.rows, sample.envs] = _values(model, sample)
-    arrays = ret.RolloutArrays(rewards, dones, k, ret.reward_to_go(rewards, dones, None, gamma), values, None, zeros)
-    psi = {
-        name: sample.flat(estimator(gamma, gae_lambda).estimate(arrays)) for name, estimator in ret.RETURN_ESTIMATORS.items()
-    }
-    psi["gae"] = psi["gae"] - sample.flat(values)  # GAE's advantage A_t = TD(lambda) return - V(s_t)
-    return _Returns(psi=psi, timesteps=sample.flat(k))
-
-
-def _values(model: REINFORCE, sample: EpisodeSample) -> np.ndarray:
-    return predict_values(model.policy, sample.buffer.observations_at(sample.rows, sample.envs))
-
-
-def _fit_value_head(model: REINFORCE, sample: EpisodeSample, targets: np.ndarray, steps: int, lr: float = 1e-3) -> None:
-    """Regress the value head on the fit episodes' reward-to-go (full batch, Adam on the parameters V depends on)."""
-    named = dict(model.policy.named_parameters())
-    optimizer = th.optim.Adam([named[name] for name in scores.parameters_used_by(model.policy, "value")], lr=lr)
-    y = th.as_tensor(targets, dtype=th.float32, device=model.device)
-    fit_value_function(model.policy, optimizer, sample.observations(model.device), y, steps)
-
-
-def _flat_observations(model: REINFORCE, sample: EpisodeSample) -> np.ndarray:
-    return LinearFeatureBaseline.flatten_observations(sample.observations(model.device), model.observation_space)
+def _batch(model: REINFORCE, sample: EpisodeSample, estimator: ReturnEstimator, baseline: Baseline) -> ReinforceBatch:
+    """The sample's batch with another estimator and baseline (and the value head as it is now)."""
+    values = model._predict_values(sample.rollout, None)
+    return make_batch(sample.rollout, values, estimator, baseline, False, model.action_space, model.device)
 
 
 def run_study(
@@ -109,97 +72,57 @@ def run_study(
     Fit every baseline on ``n_fit`` episodes, measure every combination on ``n_episodes`` others, and compare with a
     reference gradient from ``n_reference`` more. The policy is not changed (its value head is fitted).
 
-    :param loo_batch: episodes per batch of the leave-one-out baseline
+    :param value_steps: full-batch regression steps of the value head (with the policy's optimizer)
+    :param loo_batch: episodes per test batch (the leave-one-out baseline compares the episodes of a batch)
     :return: one row per (estimator, baseline)
     """
+    estimators = {name: cls(gamma, gae_lambda) for name, cls in RETURN_ESTIMATORS.items()}
+    pairs = combinations(loo_batch)
     fit = collect_episodes(model, n_fit, progress_bar)
-    fit_returns = _returns(model, fit, gamma, gae_lambda)
-    _fit_value_head(model, fit, fit_returns.psi["reward_to_go"], value_steps)
-    fit_returns = _returns(model, fit, gamma, gae_lambda)  # GAE with the fitted value head
-
-    # Constant baselines per estimator: the mean, the optimal b* = sum <G_i, S_i> / sum ||S_i||^2, and the optimal
-    # b_k = sum_i G_ik S_ik / sum_i S_ik^2 of every parameter
-    ones = np.ones_like(fit_returns.timesteps, dtype=np.float64)
-    total_g, rtg_g, score = episode_gradients(model, fit, [fit_returns.psi["total"], fit_returns.psi["reward_to_go"], ones])
-    constants = {
-        ("total", "mean"): float(fit_returns.psi["total"].mean()),
-        ("reward_to_go", "mean"): float(fit_returns.psi["reward_to_go"].mean()),
-        ("total", "optimal_scalar"): OptimalConstantBaseline.optimal_constant(scores.flatten(total_g), scores.flatten(score)),
-        ("reward_to_go", "optimal_scalar"): OptimalConstantBaseline.optimal_constant(
-            scores.flatten(rtg_g), scores.flatten(score)
-        ),
-    }
-    per_parameter = {
-        "total": OptimalBaseline.optimal_constants(total_g, score),
-        "reward_to_go": OptimalBaseline.optimal_constants(rtg_g, score),
-    }
-    linear = {}
-    fit_features = LinearFeatureBaseline.features(_flat_observations(model, fit), fit_returns.timesteps)
-    for estimator in ("total", "reward_to_go"):
-        linear[estimator] = LinearFeatureBaseline.ridge_fit(fit_features, fit_returns.psi[estimator])
-
-    def weights(sample: EpisodeSample, returns: _Returns, estimator: str, baseline: str | None) -> np.ndarray:
-        psi = returns.psi[estimator]
-        if baseline in (None, "optimal") or estimator == "gae":  # the per-parameter b is subtracted from G_i below
-            return psi
-        if baseline == "loo":
-            return psi - _leave_one_out(sample, psi, returns.timesteps, estimator, loo_batch)
-        if baseline == "value":
-            return psi - _values(model, sample)
-        if baseline == "linear":
-            return (
-                psi - LinearFeatureBaseline.features(_flat_observations(model, sample), returns.timesteps) @ linear[estimator]
-            )
-        return psi - constants[(estimator, baseline)]
+    value = ValueBaseline(model.policy, n_epochs=value_steps, vf_coef=1.0, max_grad_norm=float("inf"))
+    value.fit(_batch(model, fit, estimators["reward_to_go"], value))
+    baselines: dict[tuple[str, str | None], Baseline] = {}
+    for estimator, name in pairs:
+        baseline = value if name == "value" else BASELINES[name](model.policy)
+        if baseline is not value:
+            baseline.fit(_batch(model, fit, estimators[estimator], baseline))
+        baselines[(estimator, name)] = baseline
 
     reference_sample = collect_episodes(model, n_reference, progress_bar)
-    reference_returns = _returns(model, reference_sample, gamma, gae_lambda)
-    (reference,) = episode_gradients(
-        model, reference_sample, [weights(reference_sample, reference_returns, "reward_to_go", "value")]
-    )
+    reference_batch = _batch(model, reference_sample, estimators["reward_to_go"], value)
+    (reference,) = episode_estimates(model.policy, reference_batch, [reference_batch.advantages], [value])
     reference_mean = scores.flatten(reference).mean(dim=0)
 
-    test = collect_episodes(model, n_episodes, progress_bar)
-    test_returns = _returns(model, test, gamma, gae_lambda)
-    *per_combination, test_score = episode_gradients(
-        model, test, [*(weights(test, test_returns, e, b) for e, b in COMBINATIONS), np.ones_like(test_returns.timesteps)]
-    )
+    per_pair: list[list[th.Tensor]] = [[] for _ in pairs]
+    for start in range(0, n_episodes, loo_batch):
+        test = collect_episodes(model, min(loo_batch, n_episodes - start))
+        batches = [_batch(model, test, estimators[e], baselines[(e, b)]) for e, b in pairs]
+        estimates = episode_estimates(
+            model.policy, batches[0], [batch.advantages for batch in batches], [baselines[pair] for pair in pairs]
+        )
+        for collected, per_episode in zip(per_pair, estimates, strict=True):
+            collected.append(scores.flatten(per_episode))
+
     rows: list[dict[str, Any]] = []
-    for (estimator, baseline), per_episode in zip(COMBINATIONS, per_combination, strict=True):
-        if baseline == "optimal":
-            per_episode = subtract_parameter_baseline(per_episode, test_score, per_parameter[estimator])
-        flat = scores.flatten(per_episode)
+    for (estimator, name), collected in zip(pairs, per_pair, strict=True):
+        flat = th.cat(collected)
         stats = scores.gradient_statistics(flat)
-        deviation = float((flat.mean(dim=0) - reference_mean).norm() / reference_mean.norm())
+        baseline = baselines[(estimator, name)]
         rows.append(
             dict(
                 estimator=estimator,
-                baseline=str(baseline),
-                constant=constants.get((estimator, str(baseline))),
+                baseline=str(name),
+                constant=baseline.value if isinstance(baseline, ConstantBaseline) else None,
                 mean_grad_norm=stats["grad_norm_mean"],
                 total_variance=stats["grad_variance"],
                 snr=stats["grad_snr"],
-                deviation_from_reference=deviation,
+                deviation_from_reference=float((flat.mean(dim=0) - reference_mean).norm() / reference_mean.norm()),
             )
         )
     base = rows[0]["total_variance"]
     for row in rows:
         row["variance_vs_total_none"] = row["total_variance"] / base
     return rows
-
-
-def _leave_one_out(sample: EpisodeSample, psi: np.ndarray, timesteps: np.ndarray, estimator: str, batch: int) -> np.ndarray:
-    """The leave-one-out baseline of every step, each episode's batch being ``batch`` consecutive episodes."""
-    b = np.zeros_like(psi)
-    group = sample.episode_ids // batch
-    per_episode = ret.RETURN_ESTIMATORS[estimator].per_episode
-    for index in range(int(group.max()) + 1):
-        steps = group == index
-        ids = sample.episode_ids[steps] - index * batch
-        n = int(ids.max()) + 1
-        if n >= 2:  # a last batch of one episode keeps b = 0
-            b[steps] = LeaveOneOutBaseline.leave_one_out(psi[steps], ids, n, timesteps[steps], per_episode)
-    return b
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -216,13 +139,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A bar chart of the total variance and the deviation from the reference, written to ``path`` (PNG)."""
+    from matplotlib.figure import Figure  # the object API: no pyplot, no backend switch
 
     labels = [f"{r['estimator']}\n{r['baseline']}" for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig = Figure(figsize=(13, 4.5))
+    axes = fig.subplots(1, 2)
     colors = ["tab:blue" if r["estimator"] == "total" else "tab:orange" if r["estimator"] == "reward_to_go" else "tab:green"
               for r in rows]  # fmt: skip
     axes[0].bar(labels, [r["total_variance"] for r in rows], color=colors)
@@ -235,7 +157,6 @@ def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,6 +37,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import sync_envs_normalization
 
+from sb3_reinforce.common.baselines import BASELINES
+from sb3_reinforce.common.returns import RETURN_ESTIMATORS
 from sb3_reinforce.reinforce import REINFORCE
 from sb3_reinforce.reinforce_mask import MaskableREINFORCE
 
@@ -55,6 +57,9 @@ MASKED_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+# The registry name of the policy's value head as baseline (what a return estimator that needs V(s) is given)
+VALUE_BASELINE = "value"
+
 def default_config_path(algo: str = ALGO_NAME) -> str:
     """Path of the package's ``reinforce.yml`` or ``reinforce_mask.yml`` (the repository's ``zoo_configs/``)."""
     return str(resources.files("sb3_reinforce.zoo_configs").joinpath(f"{algo}.yml"))
@@ -70,8 +75,8 @@ def convert_reinforce_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     """
     params = dict(sampled_params)
     params.setdefault("one_minus_gae_lambda", 0.05)
-    if params.get("return_estimator") == "gae":
-        params["baseline"] = "value"
+    if RETURN_ESTIMATORS[params.get("return_estimator", "reward_to_go")].needs_value_function:
+        params["baseline"] = VALUE_BASELINE
     if params.get("baseline") == "none":
         params["baseline"] = None
     return convert_onpolicy_params(params)
@@ -89,13 +94,13 @@ def sample_reinforce_params(trial: optuna.Trial, n_actions: int, n_envs: int, ad
     sampled: dict[str, Any] = {}
     estimator = trial.suggest_categorical("return_estimator", ["reward_to_go", "gae", "total"])
     sampled["return_estimator"] = estimator
-    if estimator == "gae":
-        baseline = "value"
+    if RETURN_ESTIMATORS[estimator].needs_value_function:
+        baseline = VALUE_BASELINE
         sampled["one_minus_gae_lambda"] = trial.suggest_float("one_minus_gae_lambda", 0.001, 0.2, log=True)
     else:
-        baseline = trial.suggest_categorical("baseline", ["none", "mean", "value", "linear"])
+        baseline = trial.suggest_categorical("baseline", ["none", "mean", VALUE_BASELINE, "linear"])
         sampled["baseline"] = baseline
-    if baseline == "value":
+    if baseline != "none" and BASELINES[baseline].needs_value_function:
         sampled["n_value_epochs"] = trial.suggest_categorical("n_value_epochs", [0, 5, 10, 20, 40])
 
     batch_mode = trial.suggest_categorical("batch_mode", ["steps", "episodes"])

@@ -17,14 +17,18 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common import returns as ret
 from sb3_reinforce.common import scores
-from sb3_reinforce.common.baselines import (
-    LeaveOneOutBaseline,
-    OptimalBaseline,
-    OptimalConstantBaseline,
-    subtract_parameter_baseline,
-)
+from sb3_reinforce.common.baselines import LeaveOneOutBaseline, OptimalBaseline, OptimalScalarBaseline
 from sb3_reinforce.common.callbacks import GradientStatsCallback
-from sb3_reinforce.diagnostics import collect_episodes, episode_gradients, gradient_statistics, sample_gradients
+from sb3_reinforce.diagnostics import EpisodeSample, collect_episodes, gradient_statistics, sample_gradients
+
+def episode_gradients(model: REINFORCE, sample: EpisodeSample, weights: list[np.ndarray]) -> list[dict[str, th.Tensor]]:
+    """Per-episode ``sum_t weight_t grad log pi(a_t|s_t)`` of the sample's batch, for each flat weight array."""
+    batch = sample.batch
+    tensors = [th.as_tensor(w, dtype=th.float32) for w in weights]
+    return scores.episode_gradients(
+        model.policy, batch.observations, batch.actions, tensors, batch.segment_ids, batch.n_segments
+    )
+
 
 N_STATES, N_ACTIONS = 3, 2
 RNG = np.random.default_rng(2024)
@@ -109,7 +113,7 @@ def test_sample_gradients_are_unbiased(kwargs, constant):
     baseline = None if constant is None else "mean"
     model = tabular_model(baseline=baseline, **kwargs)
     if constant is not None:
-        model.fitted_baseline.value = constant  # type: ignore[union-attr]
+        model.baseline_object.value = constant  # type: ignore[union-attr]
     per_episode = sample_gradients(model, N_EPISODES)
     assert set(per_episode) == {"action_net.weight", "action_net.bias"}
     assert per_episode["action_net.weight"].shape == (N_EPISODES, N_ACTIONS, N_STATES)
@@ -132,14 +136,14 @@ def test_optimal_baseline_variance_is_not_above_the_mean_baseline():
     """Both constants fitted on one set of episodes, the variance measured on another (same episodes for both)."""
     model = tabular_model(gamma=1.0, return_estimator="reward_to_go", baseline="optimal_scalar", normalize_advantage=False)
     fit = collect_episodes(model, 5_000)
-    psi = fit.flat(fit.buffer.psi)
+    psi = fit.batch.psi.numpy()
     weighted, score = (scores.flatten(g).numpy() for g in episode_gradients(model, fit, [psi, np.ones_like(psi)]))
     b_star = float((weighted * score).sum() / (score**2).sum())
     b_mean = float(psi.mean())
     assert b_star != pytest.approx(b_mean, rel=0.05)
 
     test = collect_episodes(model, N_EPISODES)
-    psi = test.flat(test.buffer.psi)
+    psi = test.batch.psi.numpy()
     with_optimal, with_mean = episode_gradients(model, test, [psi - b_star, psi - b_mean])
     var_optimal = gradient_statistics(with_optimal)["grad_variance"]
     var_mean = gradient_statistics(with_mean)["grad_variance"]
@@ -161,21 +165,23 @@ def leave_one_out_batches(kwargs: dict, include_own: bool = False) -> dict[str, 
     batches: list[dict[str, th.Tensor]] = []
     for _ in range(8):
         sample = collect_episodes(model, LOO_ENVS)
-        psi, k = sample.flat(sample.buffer.psi), sample.flat(sample.buffer.timesteps)
-        batch = sample.envs // LOO_BATCH
+        psi, k = sample.batch.psi.numpy(), sample.batch.timesteps.numpy()
+        batch = sample.batch.envs // LOO_BATCH
         b = np.zeros_like(psi)
         for index in range(LOO_ENVS // LOO_BATCH):
             steps = batch == index
-            ids = sample.envs[steps] % LOO_BATCH
-            b[steps] = LeaveOneOutBaseline.leave_one_out(psi[steps], ids, LOO_BATCH, k[steps], per_estimator.per_episode)
+            ids = sample.batch.envs[steps] % LOO_BATCH
+            b[steps] = LeaveOneOutBaseline.leave_one_out(
+                th.as_tensor(psi[steps]), th.as_tensor(ids), LOO_BATCH, th.as_tensor(k[steps]), per_estimator.per_episode
+            ).numpy()
             if include_own:
                 b[steps] = (b[steps] * (LOO_BATCH - 1) + psi[steps]) / LOO_BATCH
         w = ret.score_discount(k, kwargs["gamma"]) if kwargs.get("discount_score") else 1.0
-        assert np.array_equal(np.unique(sample.envs[np.r_[0, np.flatnonzero(np.diff(sample.episode_ids)) + 1]]),
+        assert np.array_equal(np.unique(sample.batch.envs[np.r_[0, np.flatnonzero(np.diff(sample.batch.segment_ids.numpy())) + 1]]),
                               np.arange(LOO_ENVS))  # fmt: skip
         (per_episode,) = episode_gradients(model, sample, [w * (psi - b)])
-        env_of_episode = np.zeros(sample.n_episodes, dtype=np.int64)
-        env_of_episode[sample.episode_ids] = sample.envs
+        env_of_episode = np.zeros(sample.batch.n_segments, dtype=np.int64)
+        env_of_episode[sample.batch.segment_ids.numpy()] = sample.batch.envs
         order = np.argsort(env_of_episode)
         batches.append({name: g[order].reshape(-1, LOO_BATCH, *g.shape[1:]).mean(dim=1) for name, g in per_episode.items()})
     return {name: th.cat([b[name] for b in batches]) for name in batches[0]}
@@ -207,7 +213,7 @@ def test_per_parameter_optimal_baseline_is_unbiased(kwargs):
     """Any constants b (here: far from 0, different per component) leave g_i = G_i - b * S_i unbiased."""
     model = tabular_model(baseline="optimal", normalize_advantage=False, **kwargs)
     generator = np.random.default_rng(7)
-    model.fitted_baseline.constants = {  # type: ignore[union-attr]
+    model.baseline_object.constants = {  # type: ignore[union-attr]
         name: generator.normal(2.0, 1.0, size=p.shape)
         for name, p in model.policy.action_net.named_parameters(prefix="action_net")
     }
@@ -223,16 +229,18 @@ def test_per_parameter_optimal_baseline_variance_is_not_above_the_scalar_one():
     """
     model = tabular_model(gamma=1.0, return_estimator="reward_to_go", baseline="optimal", normalize_advantage=False)
     fit = collect_episodes(model, 5_000)
-    psi = fit.flat(fit.buffer.psi)
+    psi = fit.batch.psi.numpy()
     weighted, score = episode_gradients(model, fit, [psi, np.ones_like(psi)])
     per_parameter = OptimalBaseline.optimal_constants(weighted, score)
-    scalar = OptimalConstantBaseline.optimal_constant(scores.flatten(weighted), scores.flatten(score))
+    scalar = OptimalScalarBaseline.optimal_constant(scores.flatten(weighted), scores.flatten(score))
     assert scalar is not None
 
     test = collect_episodes(model, N_EPISODES)
-    psi = test.flat(test.buffer.psi)
+    psi = test.batch.psi.numpy()
     weighted, score = episode_gradients(model, test, [psi, np.ones_like(psi)])
-    with_parameter = subtract_parameter_baseline(weighted, score, per_parameter)
+    baseline = OptimalBaseline(model.policy)
+    baseline.constants = per_parameter
+    with_parameter = {name: g - baseline.gradient_offset(score)[name] for name, g in weighted.items()}
     with_scalar = {name: weighted[name] - scalar * score[name] for name in weighted}
     var_parameter = gradient_statistics(with_parameter)["grad_variance"]
     var_scalar = gradient_statistics(with_scalar)["grad_variance"]
@@ -249,10 +257,9 @@ def test_optimal_baseline_fit_matches_its_formula(baseline):
     """
     model = tabular_model(gamma=1.0, baseline=baseline, batch_mode="episodes", n_episodes=64, normalize_advantage=False)
     model.learn(1)  # one rollout and one update
-    buffer = model.rollout_buffer
-    rows, envs = np.nonzero(buffer.valid)
-    ids = np.unique(ret.episode_ids(buffer.dones[: buffer.pos])[rows, envs], return_inverse=True)[1]
-    psi = buffer.advantages[rows, envs]  # the first batch's baseline is 0, so these are Psi_t
+    buffer, batch = model.rollout_buffer, model.rollout_buffer.batch
+    rows, envs, ids = batch.rows, batch.envs, batch.segment_ids.numpy()
+    psi = batch.advantages.numpy()  # the first batch's baseline is 0, so these are Psi_t
     # Plain loop: per-episode G and S, one autograd call per step.
     g = np.zeros((ids.max() + 1, 8))
     s = np.zeros_like(g)
@@ -266,9 +273,9 @@ def test_optimal_baseline_fit_matches_its_formula(baseline):
         g[ids[i]] += psi[i] * score
         s[ids[i]] += score
     if baseline == "optimal_scalar":
-        assert model.fitted_baseline.value == pytest.approx((g * s).sum() / (s**2).sum(), rel=1e-4)  # type: ignore[union-attr]
+        assert model.baseline_object.value == pytest.approx((g * s).sum() / (s**2).sum(), rel=1e-4)  # type: ignore[union-attr]
     else:
-        constants = model.fitted_baseline.constants  # type: ignore[union-attr]
+        constants = model.baseline_object.constants  # type: ignore[union-attr]
         fitted = np.concatenate([constants["action_net.weight"].ravel(), constants["action_net.bias"].ravel()])
         np.testing.assert_allclose(fitted, (g * s).sum(axis=0) / (s**2).sum(axis=0), rtol=1e-4)
 
@@ -289,15 +296,15 @@ def test_vectorised_scores_match_a_per_step_loop(policy_kwargs):
     model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, policy_kwargs=policy_kwargs, seed=0).learn(128)
     parameters = list(model.policy.parameters())
     sample = collect_episodes(model, 5)
-    weights = np.random.default_rng(0).normal(size=len(sample.rows))
+    weights = np.random.default_rng(0).normal(size=len(sample.batch))
     (vectorised,) = episode_gradients(model, sample, [weights])
-    obs, actions = sample.observations(model.device), sample.actions(model.device)
+    obs, actions = sample.batch.observations, sample.batch.actions
     named = [(n, p) for n, p in model.policy.named_parameters() if n in vectorised]
     expected = {n: th.zeros_like(v) for n, v in vectorised.items()}
     for i in range(len(weights)):
         log_prob = model.policy.get_distribution(obs[i : i + 1]).log_prob(actions[i : i + 1]).sum()  # type: ignore[index]
         for (name, _), grad in zip(named, th.autograd.grad(log_prob, [p for _, p in named]), strict=True):
-            expected[name][sample.episode_ids[i]] += weights[i] * grad
+            expected[name][sample.batch.segment_ids.numpy()[i]] += weights[i] * grad
     for name in vectorised:
         th.testing.assert_close(vectorised[name], expected[name], rtol=1e-4, atol=1e-5)
     assert all(a is b for a, b in zip(parameters, model.policy.parameters(), strict=True))  # the policy's own, kept
@@ -307,12 +314,12 @@ def test_vectorised_scores_match_a_per_step_loop(policy_kwargs):
 def test_sample_gradients_leave_the_model_unchanged(env_id):
     model = REINFORCE("MlpPolicy", env_id, n_steps=64, baseline="linear", seed=0).learn(256)
     before = th.nn.utils.parameters_to_vector(model.policy.parameters()).clone()
-    coef = model.fitted_baseline.coef.copy()  # type: ignore[union-attr]
+    coef = model.baseline_object.coef.copy()  # type: ignore[union-attr]
     counters = (model.num_timesteps, model._n_updates, len(model.ep_info_buffer))  # type: ignore[arg-type]
     per_episode = sample_gradients(model, 3)
     assert all(len(v) == 3 for v in per_episode.values())
     assert th.equal(before, th.nn.utils.parameters_to_vector(model.policy.parameters()))
-    np.testing.assert_array_equal(coef, model.fitted_baseline.coef)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(coef, model.baseline_object.coef)  # type: ignore[union-attr]
     assert counters == (model.num_timesteps, model._n_updates, len(model.ep_info_buffer))  # type: ignore[arg-type]
     model.learn(128, reset_num_timesteps=False)  # training goes on
 
@@ -329,11 +336,11 @@ def test_gradient_stats_callback(batch_mode):
     class Check(GradientStatsCallback):
         def _on_rollout_end(self) -> None:
             super()._on_rollout_end()
-            batch = self.model.rollout_buffer.get_batch()
+            batch = self.model.rollout_buffer.batch
             advantages = batch.advantages
             weights = (advantages - advantages.mean()) / (advantages.std() + 1e-8)  # normalize_advantage=True
             (per_episode,) = scores.episode_gradients(
-                self.model.policy, batch.observations, batch.actions, [weights], batch.episode_ids, batch.n_episodes
+                self.model.policy, batch.observations, batch.actions, [weights], batch.segment_ids, batch.n_segments
             )
             expected = scores.gradient_statistics(scores.flatten(per_episode))
             self.checked.append((dict(self.logger.name_to_value), expected["grad_variance"]))
@@ -353,10 +360,10 @@ def test_gradient_stats_callback(batch_mode):
 def test_optimal_baseline_trains_and_round_trips(tmp_path):
     model = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=256, baseline="optimal_scalar", normalize_advantage=False, seed=0)
     model.learn(1024)
-    assert model.fitted_baseline.value > 0  # type: ignore[union-attr]
+    assert model.baseline_object.value > 0  # type: ignore[union-attr]
     model.save(tmp_path / "m.zip")
     loaded = REINFORCE.load(tmp_path / "m.zip")
-    assert loaded.fitted_baseline.value == model.fitted_baseline.value  # type: ignore[union-attr]
+    assert loaded.baseline_object.value == model.baseline_object.value  # type: ignore[union-attr]
 
 
 def test_per_parameter_baseline_in_the_gradient_callback():
@@ -369,12 +376,12 @@ def test_per_parameter_baseline_in_the_gradient_callback():
         def _on_rollout_end(self) -> None:
             super()._on_rollout_end()
             logged.append(self.logger.name_to_value["train/grad_variance"])
-            batch = self.model.rollout_buffer.get_batch()  # type: ignore[attr-defined]
-            ids = batch.episode_ids
+            batch = self.model.rollout_buffer.batch  # type: ignore[attr-defined]
+            ids = batch.segment_ids
             weights = [batch.psi.float(), th.ones_like(batch.advantages)]
             policy = self.model.policy
-            g, s = scores.episode_gradients(policy, batch.observations, batch.actions, weights, ids, batch.n_episodes)  # type: ignore[arg-type]
-            b = self.model.fitted_baseline.constants  # type: ignore[attr-defined]
+            g, s = scores.episode_gradients(policy, batch.observations, batch.actions, weights, ids, batch.n_segments)  # type: ignore[arg-type]
+            b = self.model.baseline_object.constants  # type: ignore[attr-defined]
             expected = {name: g[name] - th.as_tensor(b[name]).float() * s[name] for name in g}
             logged.append(gradient_statistics(expected)["grad_variance"])
 

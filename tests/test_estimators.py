@@ -63,6 +63,24 @@ def make_env(specs: list = ENV_SPECS) -> Recorder:
     return Recorder(DummyVecEnv([factory(*spec) for spec in specs]))
 
 
+class TimeMajor:
+    """The model's last batch laid out time-major ``(n_rows, n_envs)``, as the rollout was stored (0 off the batch)."""
+
+    def __init__(self, model: REINFORCE) -> None:
+        buffer, batch = model.rollout_buffer, model.rollout_buffer.batch
+        self.pos, self.actions, self.batch = buffer.pos, buffer.actions, batch
+        self.valid = self.lay_out(th.ones(len(batch))).astype(bool)
+        self.advantages = self.lay_out(batch.advantages)
+        self.values = None if batch.values is None else self.lay_out(batch.values)
+        self.value_targets = None if batch.value_targets is None else self.lay_out(batch.value_targets)
+        self.score_weights = self.lay_out(batch.score_weights)
+
+    def lay_out(self, values: th.Tensor) -> np.ndarray:
+        array = np.zeros((self.pos, self.actions.shape[1]))
+        array[self.batch.rows, self.batch.envs] = values.cpu().numpy()
+        return array
+
+
 def run_rollouts(model: REINFORCE, n_rollouts: int) -> None:
     """Collect rollouts as learn() does; the envs are reset only before the first one."""
     if not hasattr(model, "_test_callback"):
@@ -127,7 +145,7 @@ def test_estimators_match_reference(gamma, estimator, baseline):
     model = REINFORCE("MlpPolicy", env, n_steps=6, gamma=gamma, return_estimator=estimator, baseline=baseline, seed=0)
     for _ in range(3):  # the later rollouts start with episodes begun in the earlier ones
         run_rollouts(model, 1)
-        buffer = model.rollout_buffer
+        buffer = TimeMajor(model)
         expected = reference(model, env, buffer.pos)
         np.testing.assert_array_equal(buffer.valid, expected["valid"])
         b = buffer.values if baseline == "value" else 0.0
@@ -145,7 +163,7 @@ def test_gae_matches_reference(gamma, gae_lambda):
     model = REINFORCE("MlpPolicy", env, n_steps=6, gamma=gamma, return_estimator="gae", gae_lambda=gae_lambda, seed=1)
     for _ in range(3):
         run_rollouts(model, 1)
-        buffer = model.rollout_buffer
+        buffer = TimeMajor(model)
         expected = reference(model, env, buffer.pos)
         assert buffer.valid.all()
         np.testing.assert_allclose(buffer.advantages, expected["psi"], rtol=1e-5, atol=1e-5)
@@ -159,8 +177,8 @@ def test_value_baseline_is_the_value_head_before_fitting():
     model = REINFORCE("MlpPolicy", env, n_steps=6, seed=2)
     run_rollouts(model, 1)
     obs = [r["obs"] for t in range(6) for r in [env.records[e][t] for e in range(3)]]
-    np.testing.assert_allclose(model.rollout_buffer.values.ravel(), values_of(model, obs), rtol=1e-5, atol=1e-6)
-    before = model.rollout_buffer.values.copy()
+    np.testing.assert_allclose(TimeMajor(model).values.ravel(), values_of(model, obs), rtol=1e-5, atol=1e-6)
+    before = TimeMajor(model).values.copy()
     model.train()
     assert not np.allclose(before.ravel(), values_of(model, obs))
 
@@ -172,7 +190,7 @@ def test_mean_baseline_is_the_previous_batch_mean(estimator):
     previous_mean = 0.0
     for _ in range(3):
         run_rollouts(model, 1)
-        buffer = model.rollout_buffer
+        buffer = TimeMajor(model)
         expected = reference(model, env, buffer.pos)
         valid = expected["valid"]
         np.testing.assert_allclose(buffer.advantages[valid], expected["psi"][valid] - previous_mean, rtol=1e-6, atol=1e-6)
@@ -187,7 +205,7 @@ def test_linear_baseline_is_the_previous_batch_ridge_fit():
     coef = None
     for _ in range(3):
         run_rollouts(model, 1)
-        buffer = model.rollout_buffer
+        buffer = TimeMajor(model)
         expected = reference(model, env, buffer.pos)
         valid = expected["valid"]
         rows, envs = np.nonzero(valid)
@@ -208,7 +226,7 @@ def test_discount_score_weights_are_gamma_to_the_episode_step(gamma):
     env = make_env()
     model = REINFORCE("MlpPolicy", env, n_steps=9, gamma=gamma, discount_score=True, seed=0)
     run_rollouts(model, 2)
-    buffer = model.rollout_buffer
+    buffer = TimeMajor(model)
     lengths = [spec[0] for spec in ENV_SPECS]
     k = np.array(
         [[round(env.records[e][len(env.records[e]) - 9 + t]["obs"][0] * lengths[e]) for e in range(3)] for t in range(9)]
@@ -227,7 +245,7 @@ def test_episodes_mode_uses_the_first_episodes_to_start(baseline):
     for _ in range(3):
         before = [len(r) for r in env.records]
         run_rollouts(model, 1)
-        buffer = model.rollout_buffer
+        buffer = TimeMajor(model)
         # Episodes of this rollout, with their start row; the envs were reset at the start of the rollout.
         starts = []
         for e in range(3):
@@ -246,7 +264,7 @@ def test_episodes_mode_uses_the_first_episodes_to_start(baseline):
             if baseline == "value" and window[episode[-1]]["truncated"]:
                 rewards[-1] += 0.9 * values_of(model, [window[episode[-1]]["terminal_obs"]])[0]
             rtg = reward_to_go_loop(rewards, [False] * (len(episode) - 1) + [True], 0.9, None)
-            b = model.rollout_buffer.values[episode, e] if baseline == "value" else 0.0
+            b = TimeMajor(model).values[episode, e] if baseline == "value" else 0.0
             np.testing.assert_allclose(buffer.advantages[episode, e], np.array(rtg) - b, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(buffer.valid, expected_valid)
         # The rollout ends as soon as the last chosen episode ends.
@@ -290,7 +308,7 @@ def test_sgd_update_follows_the_policy_gradient_estimator(kwargs):
     run_rollouts(model, 1)
     model.train()  # fits the mean baseline to the first batch
     run_rollouts(model, 1)  # the second batch starts mid-episode and has a fitted mean baseline
-    buffer = model.rollout_buffer
+    buffer = TimeMajor(model)
     expected = reference(model, env, buffer.pos)
     valid = expected["valid"]
     psi = expected["psi"]
@@ -304,7 +322,7 @@ def test_sgd_update_follows_the_policy_gradient_estimator(kwargs):
     else:
         baseline_values = np.zeros_like(psi)
     # The per-parameter baseline: the step is lr * (1/N) sum_t w_t grad log pi (Psi_t - b), b a vector
-    constants = model.fitted_baseline.parameter_constants()  # type: ignore[union-attr]
+    constants = getattr(model.baseline_object, "constants", None)
     assert (constants is not None) == (model.baseline == "optimal")
     lengths = [spec[0] for spec in ENV_SPECS]
 
@@ -355,7 +373,7 @@ def test_leave_one_out_baseline_matches_reference(estimator, gamma):
     for _ in range(2):
         before = [len(r) for r in env.records]
         run_rollouts(model, 1)
-        buffer = model.rollout_buffer
+        buffer = TimeMajor(model)
         episodes = []  # (env, rows, Psi of each step)
         for e in range(3):
             window = env.records[e][before[e] :]
@@ -402,13 +420,13 @@ def test_entropy_bonus_adds_ent_coef_times_the_entropy_gradient(baseline):
         )
         run_rollouts(model, 1)
         before = [p.detach().clone() for p in model.policy.parameters()]
-        batch = model.rollout_buffer.get_batch()
+        batch = model.rollout_buffer.batch
         entropy = model.policy.get_distribution(batch.observations).entropy().mean()
         entropy_grads = th.autograd.grad(entropy, list(model.policy.parameters()), allow_unused=True)
         model.train()
         changes.append([p.detach() - b for p, b in zip(model.policy.parameters(), before, strict=True)])
         models.append((model, entropy_grads))
-    np.testing.assert_allclose(models[0][0].rollout_buffer.advantages, models[1][0].rollout_buffer.advantages)
+    np.testing.assert_allclose(models[0][0].rollout_buffer.batch.advantages, models[1][0].rollout_buffer.batch.advantages)
     assert "train/entropy_loss" in models[0][0].logger.name_to_value
     for without, with_bonus, grad in zip(changes[0], changes[1], models[1][1], strict=True):
         expected = th.zeros_like(without) if grad is None else 0.1 * 0.5 * grad

@@ -90,7 +90,7 @@ def test_masked_actions_get_no_probability_and_no_gradient():
     env = make_vec_env(FixedMask, n_envs=2, seed=0)
     model = MaskableREINFORCE("MlpPolicy", env, batch_mode="episodes", n_episodes=4, ent_coef=0.01, seed=0)
     model.learn(200)
-    batch = model.rollout_buffer.get_batch()
+    batch = model.rollout_buffer.batch
     assert batch.action_masks is not None and not batch.action_masks[:, :3].any() and batch.action_masks[:, 3:].all()
     assert (batch.actions >= 3).all()
     _, log_prob, entropy = model.policy.evaluate_actions(batch.observations, batch.actions, **batch.masking)  # type: ignore[arg-type]

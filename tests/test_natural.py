@@ -46,7 +46,7 @@ def rollout_and_gradient(model: REINFORCE, callback) -> tuple:
     it (without a per-parameter baseline's term).
     """
     assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)  # type: ignore[arg-type]
-    batch = model.rollout_buffer.get_batch()
+    batch = model.rollout_buffer.batch
     params = [model.policy.action_net.weight, model.policy.action_net.bias]
     before = th.cat([p.detach().flatten() for p in params]).double().numpy()
     log_prob = model.policy.get_distribution(batch.observations).log_prob(batch.actions)
@@ -71,7 +71,7 @@ def test_natural_step_is_the_fisher_inverse_times_the_gradient(baseline, damping
     for _ in range(2):  # the second batch has a fitted mean or per-parameter baseline
         batch, params, before, log_prob, g = rollout_and_gradient(model, callback)
         # with a per-parameter baseline, g has its term too
-        constants = model.fitted_baseline.parameter_constants()  # type: ignore[union-attr]
+        constants = getattr(model.baseline_object, "constants", None)
         if constants is not None:
             score = th.autograd.grad(log_prob.mean(), params)
             b = np.concatenate([constants["action_net.weight"].ravel(), constants["action_net.bias"].ravel()])

@@ -110,7 +110,7 @@ def test_total_return_matches_loop(data, gamma, bootstrap, start, prefix):
             expected_prefix = (float(start_prefix[e]) if len(episodes) == 1 and k0 > 0 else 0.0) + sum(
                 gamma ** (k0 + j) * rewards[i, e] for j, i in enumerate(last)
             )
-        carried = ret.discounted_prefix_after(result, k, dones, boot, gamma)
+        carried = ret.discounted_prefix_after(rewards, dones, k, start_prefix, gamma)
         np.testing.assert_allclose(carried[e], expected_prefix, rtol=1e-7, atol=1e-6)
 
 

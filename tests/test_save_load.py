@@ -6,7 +6,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_reinforce import REINFORCE
-from sb3_reinforce.common.baselines import LinearFeatureBaseline, MeanBaseline, OptimalBaseline, OptimalConstantBaseline
+from sb3_reinforce.common.baselines import LinearFeatureBaseline, MeanBaseline, OptimalBaseline, OptimalScalarBaseline
 
 CONFIGS = [
     dict(baseline="value"),
@@ -47,6 +47,8 @@ def test_save_load_round_trip(tmp_path, kwargs):
     ]:
         assert getattr(loaded, key) == getattr(model, key), key
     assert loaded.num_timesteps == model.num_timesteps
+    # The loaded baseline fits and predicts with the loaded policy, not a copy saved with it
+    assert type(loaded.baseline_object) is type(model.baseline_object) and loaded.baseline_object.policy is loaded.policy
     assert loaded._n_updates == model._n_updates
     # Optimizer state (Adam's moments) survives.
     for a, b in zip(
@@ -56,16 +58,16 @@ def test_save_load_round_trip(tmp_path, kwargs):
     ):
         th.testing.assert_close(a["exp_avg"], b["exp_avg"])
     if kwargs["baseline"] == "linear":
-        assert isinstance(loaded.fitted_baseline, LinearFeatureBaseline)
-        assert isinstance(model.fitted_baseline, LinearFeatureBaseline)
-        assert model.fitted_baseline.coef is not None
-        np.testing.assert_array_equal(loaded.fitted_baseline.coef, model.fitted_baseline.coef)
+        assert isinstance(loaded.baseline_object, LinearFeatureBaseline)
+        assert isinstance(model.baseline_object, LinearFeatureBaseline)
+        assert model.baseline_object.coef is not None
+        np.testing.assert_array_equal(loaded.baseline_object.coef, model.baseline_object.coef)
     if kwargs["baseline"] in ("mean", "optimal_scalar"):
-        assert isinstance(loaded.fitted_baseline, MeanBaseline | OptimalConstantBaseline)
-        assert loaded.fitted_baseline.value == model.fitted_baseline.value != 0.0  # type: ignore[union-attr]
+        assert isinstance(loaded.baseline_object, MeanBaseline | OptimalScalarBaseline)
+        assert loaded.baseline_object.value == model.baseline_object.value != 0.0  # type: ignore[union-attr]
     if kwargs["baseline"] == "optimal":
-        assert isinstance(loaded.fitted_baseline, OptimalBaseline) and isinstance(model.fitted_baseline, OptimalBaseline)
-        saved, restored = model.fitted_baseline.constants, loaded.fitted_baseline.constants
+        assert isinstance(loaded.baseline_object, OptimalBaseline) and isinstance(model.baseline_object, OptimalBaseline)
+        saved, restored = model.baseline_object.constants, loaded.baseline_object.constants
         assert saved is not None and restored is not None and saved.keys() == restored.keys()
         for name in saved:
             np.testing.assert_array_equal(saved[name], restored[name])
@@ -85,14 +87,14 @@ def test_training_continues_exactly_after_load(tmp_path, kwargs):
     np.testing.assert_array_equal(params(model), params(loaded))
     assert model.num_timesteps == loaded.num_timesteps
     if kwargs["baseline"] == "linear":
-        np.testing.assert_array_equal(loaded.fitted_baseline.coef, model.fitted_baseline.coef)  # type: ignore[union-attr]
+        np.testing.assert_array_equal(loaded.baseline_object.coef, model.baseline_object.coef)  # type: ignore[union-attr]
 
 
-def test_load_keeps_the_fitted_baseline_object_fresh_for_new_models():
+def test_load_keeps_the_baseline_object_object_fresh_for_new_models():
     a = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, baseline="linear", seed=0).learn(256)
     b = REINFORCE("MlpPolicy", "CartPole-v1", n_steps=64, baseline="linear", seed=0)
-    assert a.fitted_baseline is not b.fitted_baseline
-    assert b.fitted_baseline.coef is None  # type: ignore[union-attr]
+    assert a.baseline_object is not b.baseline_object
+    assert b.baseline_object.coef is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("batch_mode", ["steps", "episodes"])
@@ -103,5 +105,5 @@ def test_load_with_a_different_number_of_envs(tmp_path, batch_mode):
     model.save(tmp_path / "model.zip")
     loaded = REINFORCE.load(tmp_path / "model.zip", env=make_vec_env("CartPole-v1", n_envs=5))
     loaded.learn(600, reset_num_timesteps=False)
-    assert loaded.n_envs == loaded.rollout_buffer.n_envs == len(loaded.rollout_buffer.episode_start_steps) == 5
+    assert loaded.n_envs == loaded.rollout_buffer.n_envs == len(loaded.rollout_buffer.start_steps) == 5
     assert loaded.num_timesteps >= model.num_timesteps + 600

@@ -1,67 +1,153 @@
 """
-Baselines ``b_t`` subtracted from the return estimate ``Psi_t``, selected by name (``baseline=``).
+Baselines ``b_t`` subtracted from the return estimate ``Psi_t`` (``baseline=``: a registered name or a class).
 
 Any ``b_t`` that does not depend on ``a_t`` leaves the gradient unbiased, because
 ``E_{a_t}[grad log pi(a_t|s_t)] = 0`` (Williams, 1992; Daniel Seita, "Going Deeper Into Reinforcement Learning:
 Fundamentals of Policy Gradients", 2017, "How to Introduce a Baseline"); a good one (close to ``E[Psi_t | s_t]``)
 reduces its variance.
 
-Every baseline has the same two methods, called once per batch:
+A baseline is built once per model, ``baseline_class(policy, **baseline_kwargs)``, and has two methods, called once
+per batch:
 
-- :meth:`Baseline.predict` gives ``b_t`` on the batch's used steps, with what was fitted on earlier batches (and, for
-  the value function, ``V(s_t)`` as the rollout's policy gives it);
+- :meth:`Baseline.predict` gives ``b_t`` on the batch's steps, with what was fitted on earlier batches;
 - :meth:`Baseline.fit` then fits it to that batch, after the policy step, so that a baseline never sees the returns
   it is subtracted from.
 
-Adding a baseline: a subclass and a line in :data:`BASELINES`.
+What the algorithm must know about a baseline is declared on its class (:attr:`Baseline.needs_value_function`,
+:attr:`Baseline.min_episodes`, :attr:`Baseline.is_constant`, :attr:`Baseline.per_parameter`) and checked by the class
+(:meth:`Baseline.check`). A new baseline is a subclass, passed as ``baseline=MyBaseline`` (``docs/reinforce.md`` has
+an example); what it fits is saved with the model.
 """
 
-from typing import TYPE_CHECKING, ClassVar
+import warnings
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.preprocessing import preprocess_obs
-from stable_baselines3.common.type_aliases import TensorDict
-from stable_baselines3.common.utils import obs_as_tensor
-from torch.nn import functional as F
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.type_aliases import PyTorchObs
 
 from sb3_reinforce.common import scores
-
-if TYPE_CHECKING:
-    from sb3_reinforce.common.buffers import ReinforceBatch, ReinforceRolloutBuffer
-    from sb3_reinforce.reinforce.reinforce import REINFORCE
+from sb3_reinforce.common.batch import ReinforceBatch
+from sb3_reinforce.common.optim import fit_value_function
 
 
 class Baseline:
+    """
+    The interface of a baseline, and ``b_t = 0``.
+
+    :param policy: the model's policy (what a baseline may evaluate or train: its value head, its scores)
+    """
+
+    # Whether b_t is the policy's value head V(s_t): V is then evaluated after each rollout (batch.values), and
+    # bootstrapped from at truncations and cut-offs
+    needs_value_function: ClassVar[bool] = False
+    # The fewest complete episodes a batch must have (> 1: the baseline needs batch_mode="episodes")
+    min_episodes: ClassVar[int] = 1
+    # Whether b_t is one number for every step of the batch (normalize_advantage=True then removes it again)
+    is_constant: ClassVar[bool] = False
+    # Whether b is one constant per policy parameter, subtracted from the gradient (gradient_offset), not from Psi_t
+    per_parameter: ClassVar[bool] = False
+
+    def __init__(self, policy: ActorCriticPolicy) -> None:
+        self.policy = policy
+
+    @classmethod
+    def check(
+        cls,
+        name: str,
+        batch_mode: str,
+        n_episodes: int,
+        normalize_advantage: bool,
+        observation_space: spaces.Space | None,
+    ) -> None:
+        """
+        Raise ValueError (or warn) where the algorithm's settings cannot work with this baseline; called by the
+        algorithm's constructor. Subclasses that need more call ``super().check(...)`` first.
+
+        :param name: the baseline as the user named it, for the messages (``"'loo'"``, ``"MyBaseline"``)
+        """
+        if cls.min_episodes > 1 and batch_mode != "episodes":
+            raise ValueError(
+                f"baseline={name} compares each episode with the other complete episodes of its batch, but "
+                f"batch_mode={batch_mode!r}: use batch_mode='episodes' (with n_episodes >= {cls.min_episodes})."
+            )
+        if cls.min_episodes > 1 and n_episodes < cls.min_episodes:
+            raise ValueError(
+                f"Invalid n_episodes={n_episodes!r}: allowed values are integers >= {cls.min_episodes} with "
+                f"baseline={name} (the baseline of each episode comes from the others)."
+            )
+        if cls.per_parameter and normalize_advantage:
+            raise ValueError(
+                f"baseline={name} subtracts one constant per parameter from the gradient, which cannot be combined "
+                "with normalize_advantage=True (a per-step normalisation of Psi_t - b_t): pass "
+                "normalize_advantage=False, or use a per-step baseline such as 'optimal_scalar'."
+            )
+        if cls.is_constant and normalize_advantage:
+            warnings.warn(
+                f"baseline={name} is a constant, which normalize_advantage=True removes again (normalisation "
+                "subtracts the batch mean): the baseline has no effect. Pass normalize_advantage=False to use it.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def predict(self, batch: ReinforceBatch) -> th.Tensor:
+        """
+        :param batch: a batch whose ``psi``, ``values``, ``timesteps``, ``segment_ids`` and observations are set
+        :return: ``(len(batch),)`` ``b_t`` of each step, with what was fitted on earlier batches
+        """
+        return th.zeros(len(batch), dtype=th.float64, device=batch.psi.device)
+
+    def fit(self, batch: ReinforceBatch) -> dict[str, float]:
+        """Fit to the batch it was just used on, after the policy step; returns what to log."""
+        return {}
+
+    def gradient_offset(self, score_sums: dict[str, th.Tensor]) -> dict[str, th.Tensor]:
+        """
+        What the baseline takes off a gradient estimate, by parameter name, given ``S``: the matching sums of
+        ``w_t grad log pi(a_t|s_t)`` (per episode, or one for the batch). Nothing for a per-step ``b_t``, which is in
+        ``Psi_t - b_t`` already; ``b * S`` for a baseline with one constant per parameter (:attr:`per_parameter`).
+        """
+        return {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Saved with the model without its policy (the model saves that); REINFORCE gives it the loaded policy.
+        state = self.__dict__.copy()
+        state.pop("policy", None)
+        return state
+
+
+class NoBaseline(Baseline):
     """``b_t = 0`` (``baseline=None``): the plain estimator."""
 
-    # Whether the baseline is the policy's learned value head (evaluated after each rollout, and bootstrapped from).
-    uses_value_function: ClassVar[bool] = False
 
-    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
-        """
-        :param rollout: a rollout whose ``psi``, ``timesteps``, ``values`` and ``valid`` are computed
-        :return: ``(n_used,)`` ``b_t`` on the used steps (``rollout.valid``), in ``np.nonzero`` order
-        """
-        return np.zeros(int(rollout.valid.sum()))
+def episode_estimates(
+    policy: ActorCriticPolicy, batch: ReinforceBatch, weights: list[th.Tensor], baselines: list[Baseline]
+) -> list[dict[str, th.Tensor]]:
+    """
+    Policy-gradient estimates per episode of the batch, ``g_i = sum_{t in i} weights_t grad log pi(a_t|s_t)``, less
+    what a per-parameter baseline takes off (``b * S_i``, :meth:`Baseline.gradient_offset`), for several weight
+    vectors in one backward pass: the one place where a baseline enters per-episode gradients (training's callback,
+    the diagnostics and the variance study).
 
-    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
-        """Fit to the batch it was just used on; returns what to log (``{"train/value_loss": ...}``)."""
-        return {}
-
-    def parameter_constants(self) -> dict[str, np.ndarray] | None:
-        """
-        A baseline with one constant per policy parameter (:class:`OptimalBaseline`) is not a per-step ``b_t``: it
-        returns ``{parameter name: b}`` (arrays of the parameters' shapes), subtracted from the gradient as
-        ``b * sum_t w_t grad log pi(a_t|s_t)`` (:func:`subtract_parameter_baseline`). None for every other baseline.
-        """
-        return None
-
-    def gradient_term(self, policy: ActorCriticPolicy, batch: "ReinforceBatch", log_prob: th.Tensor) -> dict[str, th.Tensor]:
-        """What the baseline adds to the gradient of the policy loss, by parameter name (nothing for a per-step ``b_t``)."""
-        return {}
+    :param weights: each ``(len(batch),)``: every step's weight, e.g. ``w_t (Psi_t - b_t)``
+    :param baselines: the baseline each weight vector was computed with
+    :return: for each weight vector, ``{name: (n_segments, *param.shape)}`` for every parameter the actor depends on
+    """
+    per_parameter = any(baseline.per_parameter for baseline in baselines)
+    vectors = [*weights, batch.score_weights] if per_parameter else list(weights)
+    sums = scores.episode_gradients(
+        policy, batch.observations, batch.actions, vectors, batch.segment_ids, batch.n_segments,
+        action_masks=batch.action_masks,
+    )  # fmt: skip
+    episode_scores = sums.pop() if per_parameter else {}
+    estimates = []
+    for gradients, baseline in zip(sums, baselines, strict=True):
+        offsets = baseline.gradient_offset(episode_scores) if baseline.per_parameter else {}
+        estimates.append({name: g - offsets[name] if name in offsets else g for name, g in gradients.items()})
+    return estimates
 
 
 class ConstantBaseline(Baseline):
@@ -70,11 +156,14 @@ class ConstantBaseline(Baseline):
     baseline of Williams (1992), which may be any quantity that does not depend on the action.
     """
 
-    def __init__(self) -> None:
+    is_constant = True
+
+    def __init__(self, policy: ActorCriticPolicy) -> None:
+        super().__init__(policy)
         self.value = 0.0
 
-    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
-        return np.full(int(rollout.valid.sum()), self.value)
+    def predict(self, batch: ReinforceBatch) -> th.Tensor:
+        return th.full((len(batch),), self.value, dtype=th.float64, device=batch.psi.device)
 
 
 class MeanBaseline(ConstantBaseline):
@@ -83,13 +172,22 @@ class MeanBaseline(ConstantBaseline):
     batch, hence exactly unbiased.
     """
 
-    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
-        if len(batch.psi) > 0:
+    def fit(self, batch: ReinforceBatch) -> dict[str, float]:
+        if len(batch) > 0:
             self.value = float(batch.psi.mean())
         return {}
 
 
-class OptimalConstantBaseline(ConstantBaseline):
+def _gradient_and_score(policy: ActorCriticPolicy, batch: ReinforceBatch) -> list[dict[str, th.Tensor]]:
+    """Per episode, ``G_i = sum_t w_t s_t Psi_t`` and ``S_i = sum_t w_t s_t`` (``s_t = grad log pi(a_t|s_t)``)."""
+    weights = batch.score_weights
+    return scores.episode_gradients(
+        policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.segment_ids,
+        batch.n_segments, action_masks=batch.action_masks,
+    )  # fmt: skip
+
+
+class OptimalScalarBaseline(ConstantBaseline):
     """
     The minimum-variance constant baseline (Greensmith, Bartlett and Baxter, 2004, section 3).
 
@@ -99,10 +197,10 @@ class OptimalConstantBaseline(ConstantBaseline):
 
         b* = E[<G, S>] / E[||S||^2]                                               (:meth:`optimal_constant`)
 
-    (the scalar form, one ``b`` for all parameters: ``baseline="optimal_scalar"``; :class:`OptimalBaseline` has one per
-    parameter). With the whole-trajectory return (``Psi_t = R(tau)``),
-    ``G_i = R_i S_i`` and this is ``E[||S||^2 R] / E[||S||^2]``: returns weighted by the squared norm of the episode's
-    score. Fitted on each batch after the policy step, with the updated policy's scores, for the next batch.
+    (one ``b`` for all parameters; :class:`OptimalBaseline` has one per parameter). With the whole-trajectory return
+    (``Psi_t = R(tau)``), ``G_i = R_i S_i`` and this is ``E[||S||^2 R] / E[||S||^2]``: returns weighted by the squared
+    norm of the episode's score. Fitted on each batch after the policy step, with the updated policy's scores, for the
+    next batch.
     """
 
     @staticmethod
@@ -116,36 +214,13 @@ class OptimalConstantBaseline(ConstantBaseline):
         denominator = float((episode_scores**2).sum())
         return float((weighted_scores * episode_scores).sum()) / denominator if denominator > 0 else None
 
-    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
-        if len(batch.psi) == 0:
-            return {}
-        weights = th.ones_like(batch.advantages) if batch.score_weights is None else batch.score_weights
-        # Per-episode G_i = sum_t w_t s_t Psi_t and S_i = sum_t w_t s_t
-        per_episode = scores.episode_gradients(
-            model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
-            batch.n_episodes, action_masks=batch.action_masks,
-        )  # fmt: skip
-        weighted, episode_scores = (scores.flatten(g) for g in per_episode)
-        value = self.optimal_constant(weighted, episode_scores)
-        if value is not None:
-            self.value = value
+    def fit(self, batch: ReinforceBatch) -> dict[str, float]:
+        if len(batch) > 0:
+            weighted, episode_scores = (scores.flatten(g) for g in _gradient_and_score(self.policy, batch))
+            value = self.optimal_constant(weighted, episode_scores)
+            if value is not None:
+                self.value = value
         return {}
-
-
-def subtract_parameter_baseline(
-    gradients: dict[str, th.Tensor], episode_scores: dict[str, th.Tensor], constants: dict[str, np.ndarray]
-) -> dict[str, th.Tensor]:
-    """
-    ``g - b * S`` per parameter: the gradient estimates ``g`` (computed with ``b_t = 0``) with a per-parameter
-    baseline ``b`` subtracted, ``S`` the matching sums of ``w_t grad log pi(a_t|s_t)`` (same shapes as ``g``: per
-    episode, or one for the batch). Parameters without a constant are left as they are.
-    """
-    return {
-        name: value - th.as_tensor(constants[name], dtype=value.dtype, device=value.device) * episode_scores[name]
-        if name in constants
-        else value
-        for name, value in gradients.items()
-    }
 
 
 class OptimalBaseline(Baseline):
@@ -160,17 +235,17 @@ class OptimalBaseline(Baseline):
         b_k* = E[G_k S_k] / E[S_k^2]            (with Psi_t = R(tau): E[S_k^2 R] / E[S_k^2])
 
     for every component at once, so the total variance is never above that of the best single constant
-    (:class:`OptimalConstantBaseline`). ``b`` is a vector, not a per-step ``b_t``: the loss uses ``Psi_t`` and the
-    policy step subtracts ``b * grad mean_t w_t log pi(a_t|s_t)`` from the gradient (:meth:`gradient_term`). Fitted on
-    each batch after the policy step, with the updated policy's scores, for the next batch (0 before the first), so
-    ``b`` never depends on the episodes it is used on. Needs ``normalize_advantage=False``.
+    (:class:`OptimalScalarBaseline`). ``b`` is a vector, not a per-step ``b_t``: the loss uses ``Psi_t`` and
+    :meth:`gradient_offset` takes ``b * S`` off the gradient. Fitted on each batch after the policy step, with the
+    updated policy's scores, for the next batch (0 before the first), so ``b`` never depends on the episodes it is used
+    on. Needs ``normalize_advantage=False``.
     """
 
-    def __init__(self) -> None:
-        self.constants: dict[str, np.ndarray] | None = None
+    per_parameter = True
 
-    def parameter_constants(self) -> dict[str, np.ndarray] | None:
-        return self.constants
+    def __init__(self, policy: ActorCriticPolicy) -> None:
+        super().__init__(policy)
+        self.constants: dict[str, np.ndarray] | None = None
 
     @staticmethod
     def optimal_constants(
@@ -190,32 +265,19 @@ class OptimalBaseline(Baseline):
             constants[name] = th.where(denominator > 0, numerator / safe, th.zeros_like(numerator)).cpu().numpy()
         return constants
 
-    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
-        if len(batch.psi) == 0:
-            return {}
-        weights = th.ones_like(batch.advantages) if batch.score_weights is None else batch.score_weights
-        weighted, episode_scores = scores.episode_gradients(
-            model.policy, batch.observations, batch.actions, [weights * batch.psi.float(), weights], batch.episode_ids,
-            batch.n_episodes, action_masks=batch.action_masks,
-        )  # fmt: skip
-        self.constants = self.optimal_constants(weighted, episode_scores)
+    def fit(self, batch: ReinforceBatch) -> dict[str, float]:
+        if len(batch) > 0:
+            self.constants = self.optimal_constants(*_gradient_and_score(self.policy, batch))
         return {}
 
-    def gradient_term(self, policy: ActorCriticPolicy, batch: "ReinforceBatch", log_prob: th.Tensor) -> dict[str, th.Tensor]:
-        """
-        ``b * grad mean_t w_t log pi(a_t|s_t)`` per parameter name: added to the gradient of the loss
-        ``-mean_t w_t Psi_t log pi(a_t|s_t)``, it makes the step's direction the sum over the batch's episodes of
-        ``G_i - b S_i`` (divided by the number of steps). Empty before the first fit.
-        """
+    def gradient_offset(self, score_sums: dict[str, th.Tensor]) -> dict[str, th.Tensor]:
+        """``b * S`` per parameter (nothing before the first fit)."""
         if self.constants is None:
             return {}
-        weights = th.ones_like(log_prob) if batch.score_weights is None else batch.score_weights
-        named = dict(policy.named_parameters())
-        names = list(self.constants)
-        score = th.autograd.grad((weights * log_prob).mean(), [named[name] for name in names], retain_graph=True)
         return {
-            name: th.as_tensor(self.constants[name], dtype=s.dtype, device=s.device) * s
-            for name, s in zip(names, score, strict=True)
+            name: th.as_tensor(self.constants[name], dtype=score.dtype, device=score.device) * score
+            for name, score in score_sums.items()
+            if name in self.constants
         }
 
 
@@ -244,38 +306,35 @@ class LeaveOneOutBaseline(Baseline):
     Needs whole-episode batches (``batch_mode="episodes"``) of at least 2 episodes. Nothing is fitted.
     """
 
+    min_episodes = 2
+
     @staticmethod
     def leave_one_out(
-        psi: np.ndarray, episode_ids: np.ndarray, n_episodes: int, timesteps: np.ndarray, per_episode: bool
-    ) -> np.ndarray:
+        psi: th.Tensor, segment_ids: th.Tensor, n_episodes: int, timesteps: th.Tensor, per_episode: bool
+    ) -> th.Tensor:
         """
-        ``b`` of every step of a batch of ``n_episodes`` complete episodes (flat arrays of their steps).
+        ``b`` of every step of a batch of ``n_episodes`` complete episodes (flat tensors of their steps).
 
         :param psi: ``(n_steps,)`` ``Psi_t``
-        :param episode_ids: ``(n_steps,)`` in ``[0, n_episodes)``
+        :param segment_ids: ``(n_steps,)`` in ``[0, n_episodes)``
         :param n_episodes: number of episodes, at least 2
         :param timesteps: ``(n_steps,)`` ``k_t``, the step's index in its episode
         :param per_episode: whether ``Psi`` is one number per episode (the whole-trajectory return)
         """
         if per_episode:
-            returns = np.zeros(n_episodes)
-            returns[episode_ids] = psi
-            return (returns.sum() - returns[episode_ids]) / (n_episodes - 1)
-        sums, counts = np.bincount(timesteps, weights=psi), np.bincount(timesteps)
+            returns = th.zeros(n_episodes, dtype=psi.dtype, device=psi.device).index_copy(0, segment_ids, psi)
+            return (returns.sum() - returns[segment_ids]) / (n_episodes - 1)
+        sums, counts = th.bincount(timesteps, weights=psi), th.bincount(timesteps)
         others = counts[timesteps] - 1  # the other episodes that reach step k
-        return np.where(others > 0, (sums[timesteps] - psi) / np.maximum(others, 1), 0.0)
+        return th.where(others > 0, (sums[timesteps] - psi) / others.clamp(min=1), th.zeros_like(psi))
 
-    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
-        rows, envs, ids, n_episodes = rollout.episodes(rollout.valid)
-        if n_episodes < 2:
+    def predict(self, batch: ReinforceBatch) -> th.Tensor:
+        if batch.n_segments < 2:
             raise ValueError(
-                f"baseline='loo' needs at least 2 complete episodes per batch, but this batch has {n_episodes}: use "
-                "batch_mode='episodes' with n_episodes >= 2."
+                f"The leave-one-out baseline needs at least 2 complete episodes per batch, but this batch has "
+                f"{batch.n_segments}: use batch_mode='episodes' with n_episodes >= 2."
             )
-        assert rollout.estimator is not None
-        return self.leave_one_out(
-            rollout.psi[rows, envs], ids, n_episodes, rollout.timesteps[rows, envs], rollout.estimator.per_episode
-        )
+        return self.leave_one_out(batch.psi, batch.segment_ids, batch.n_segments, batch.timesteps, batch.psi_per_episode)
 
 
 class LinearFeatureBaseline(Baseline):
@@ -288,12 +347,32 @@ class LinearFeatureBaseline(Baseline):
     ``(X^T X + c I) w = X^T y``. As in rllab, the ridge coefficient ``c`` starts at ``reg_coef`` and grows tenfold (up
     to 5 times) until the solution is finite.
 
+    :param policy: the model's policy (its observation space)
     :param reg_coef: initial ridge coefficient
     """
 
-    def __init__(self, reg_coef: float = 1e-5) -> None:
+    def __init__(self, policy: ActorCriticPolicy, reg_coef: float = 1e-5) -> None:
+        super().__init__(policy)
         self.reg_coef = reg_coef
         self.coef: np.ndarray | None = None
+
+    @classmethod
+    def check(
+        cls,
+        name: str,
+        batch_mode: str,
+        n_episodes: int,
+        normalize_advantage: bool,
+        observation_space: spaces.Space | None,
+    ) -> None:
+        super().check(name, batch_mode, n_episodes, normalize_advantage, observation_space)
+        subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+        if observation_space is not None and any(is_image_space(space) for space in subspaces):
+            raise ValueError(
+                f"baseline={name} regresses on the flattened observation, which is not practical for image "
+                f"observations ({observation_space}); allowed here: None, 'mean', 'value', 'optimal', 'optimal_scalar', "
+                "'loo', or a baseline of your own."
+            )
 
     @staticmethod
     def features(flat_obs: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
@@ -307,21 +386,22 @@ class LinearFeatureBaseline(Baseline):
         return np.concatenate([obs, obs**2, u, u**2, u**3, np.ones_like(u)], axis=1)
 
     @staticmethod
-    def flatten_observations(observations: th.Tensor | TensorDict, observation_space: spaces.Space) -> np.ndarray:
+    def flatten_observations(observations: PyTorchObs, observation_space: spaces.Space) -> np.ndarray:
         """Observations as flat float vectors (one-hot for discrete spaces), the dict's keys in sorted order."""
         processed = preprocess_obs(observations, observation_space, normalize_images=False)
         if isinstance(processed, dict):
             return th.cat([processed[key].reshape(len(processed[key]), -1) for key in sorted(processed)], dim=1).cpu().numpy()
         return processed.reshape(len(processed), -1).cpu().numpy()
 
-    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
-        n = int(rollout.valid.sum())
-        if self.coef is None or n == 0:
-            return np.zeros(n)
-        rows, envs = np.nonzero(rollout.valid)
-        observations = obs_as_tensor(rollout.observations_at(rows, envs), rollout.device)  # type: ignore[arg-type]
-        flat = self.flatten_observations(observations, rollout.observation_space)
-        return self.features(flat, rollout.timesteps[rows, envs]) @ self.coef
+    def batch_features(self, batch: ReinforceBatch) -> np.ndarray:
+        """``phi(s_t, k_t)`` of every step of the batch."""
+        flat = self.flatten_observations(batch.observations, self.policy.observation_space)
+        return self.features(flat, batch.timesteps.cpu().numpy())
+
+    def predict(self, batch: ReinforceBatch) -> th.Tensor:
+        if self.coef is None or len(batch) == 0:
+            return super().predict(batch)
+        return th.as_tensor(self.batch_features(batch) @ self.coef, device=batch.psi.device)
 
     @staticmethod
     def ridge_fit(features: np.ndarray, targets: np.ndarray, reg_coef: float = 1e-5) -> np.ndarray | None:
@@ -340,63 +420,12 @@ class LinearFeatureBaseline(Baseline):
                 return coef
         return None
 
-    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
-        if len(batch.psi) > 0:
-            flat = self.flatten_observations(batch.observations, model.observation_space)
-            features = self.features(flat, batch.timesteps.cpu().numpy())
-            coef = self.ridge_fit(features, batch.psi.cpu().numpy(), self.reg_coef)
+    def fit(self, batch: ReinforceBatch) -> dict[str, float]:
+        if len(batch) > 0:
+            coef = self.ridge_fit(self.batch_features(batch), batch.psi.cpu().numpy(), self.reg_coef)
             if coef is not None:  # else keep the previous coefficients rather than a non-finite fit
                 self.coef = coef
         return {}
-
-
-def gradient_step(
-    optimizer: th.optim.Optimizer,
-    parameters: list[th.nn.Parameter],
-    loss: th.Tensor,
-    max_grad_norm: float,
-    name: str,
-    added: list[tuple[th.nn.Parameter, th.Tensor]] | None = None,
-) -> float:
-    """
-    Backward pass, gradient clipping and optimizer step; return the gradient norm before clipping.
-
-    :param added: terms added to the gradient of ``loss`` before clipping (a per-parameter baseline's)
-
-    :raises FloatingPointError: if the loss is NaN or infinite, naming it (``name``)
-    """
-    if not th.isfinite(loss):
-        raise FloatingPointError(
-            f"The {name} is {loss.item()}; check the rewards' scale, the learning rate and max_grad_norm."
-        )
-    optimizer.zero_grad()
-    loss.backward()
-    for param, term in added or []:
-        param.grad = term.detach() if param.grad is None else param.grad + term.detach()
-    grad_norm = th.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
-    optimizer.step()
-    return float(grad_norm)
-
-
-def fit_value_function(
-    policy: ActorCriticPolicy,
-    optimizer: th.optim.Optimizer,
-    observations: th.Tensor | TensorDict,
-    targets: th.Tensor,
-    n_epochs: int,
-    vf_coef: float = 1.0,
-    max_grad_norm: float = float("inf"),
-) -> float:
-    """
-    The value regression: ``n_epochs`` full-batch gradient steps on ``vf_coef * mean_t (V(s_t) - target_t)^2``
-    (Spinning Up's VPG fits its value function many times per batch). Returns the mean squared error after them.
-    """
-    parameters = [param for group in optimizer.param_groups for param in group["params"]]
-    for _ in range(n_epochs):
-        predicted = policy.predict_values(observations).flatten()  # type: ignore[arg-type]
-        gradient_step(optimizer, parameters, vf_coef * F.mse_loss(predicted, targets), max_grad_norm, "value loss")
-    with th.no_grad():
-        return float(F.mse_loss(policy.predict_values(observations).flatten(), targets))  # type: ignore[arg-type]
 
 
 class ValueBaseline(Baseline):
@@ -405,30 +434,45 @@ class ValueBaseline(Baseline):
 
     ``V(s_t)`` is evaluated after each rollout, in one batched pass, with the parameters that generated it (the rollout
     loop only runs the actor). It is trained by the ``vf_coef`` term of the policy step and, in :meth:`fit`, by
-    ``n_value_epochs`` more regression steps (:func:`fit_value_function`) towards the estimator's value targets.
+    ``n_epochs`` more full-batch regression steps (:func:`~sb3_reinforce.common.optim.fit_value_function`) with the
+    policy's optimizer towards the estimator's value targets. REINFORCE passes its ``n_value_epochs``, ``vf_coef``
+    and ``max_grad_norm``.
+
+    :param policy: the model's policy, whose value head this is
+    :param n_epochs: regression steps per batch
+    :param vf_coef: factor of the squared error
+    :param max_grad_norm: gradient clipping of each regression step
     """
 
-    uses_value_function = True
+    needs_value_function = True
 
-    def predict(self, rollout: "ReinforceRolloutBuffer") -> np.ndarray:
-        assert rollout.values is not None
-        return rollout.values[rollout.valid]
+    def __init__(
+        self, policy: ActorCriticPolicy, n_epochs: int = 10, vf_coef: float = 0.5, max_grad_norm: float = 0.5
+    ) -> None:
+        super().__init__(policy)
+        self.n_epochs = n_epochs
+        self.vf_coef = vf_coef
+        self.max_grad_norm = max_grad_norm
 
-    def fit(self, batch: "ReinforceBatch", model: "REINFORCE") -> dict[str, float]:
+    def predict(self, batch: ReinforceBatch) -> th.Tensor:
+        assert batch.values is not None, "the value baseline's batch has V(s_t)"
+        return batch.values
+
+    def fit(self, batch: ReinforceBatch) -> dict[str, float]:
         assert batch.value_targets is not None
         loss = fit_value_function(
-            model.policy, model.policy.optimizer, batch.observations, batch.value_targets, model.n_value_epochs,
-            model.vf_coef, model.max_grad_norm,
+            self.policy, self.policy.optimizer, batch.observations, batch.value_targets, self.n_epochs, self.vf_coef,
+            self.max_grad_norm,
         )  # fmt: skip
         return {"train/value_loss": loss}
 
 
 BASELINES: dict[str | None, type[Baseline]] = {
-    None: Baseline,
+    None: NoBaseline,
     "mean": MeanBaseline,
     "value": ValueBaseline,
     "linear": LinearFeatureBaseline,
     "optimal": OptimalBaseline,
-    "optimal_scalar": OptimalConstantBaseline,
+    "optimal_scalar": OptimalScalarBaseline,
     "loo": LeaveOneOutBaseline,
 }

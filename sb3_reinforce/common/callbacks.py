@@ -4,7 +4,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_reinforce.common import scores
-from sb3_reinforce.common.baselines import subtract_parameter_baseline
+from sb3_reinforce.common.baselines import episode_estimates
 from sb3_reinforce.common.buffers import ReinforceRolloutBuffer
 
 
@@ -18,7 +18,7 @@ class GradientStatsCallback(BaseCallback):
     - ``train/grad_snr``: ``||mean||^2 / trace(cov)``, the signal-to-noise ratio of a single episode's estimate;
     - ``train/grad_cosine``: cosine between this batch's mean gradient and the previous batch's.
 
-    Costs one vectorised per-step gradient pass over the batch (:func:`sb3_reinforce.common.scores.episode_gradients`).
+    Costs one batched backward pass over the batch (:func:`sb3_reinforce.common.scores.episode_gradients`).
     Works with :class:`~sb3_reinforce.REINFORCE`: ``model.learn(..., callback=GradientStatsCallback())``.
     """
 
@@ -33,23 +33,11 @@ class GradientStatsCallback(BaseCallback):
         buffer = getattr(self.model, "rollout_buffer", None)
         if not isinstance(buffer, ReinforceRolloutBuffer):
             raise TypeError(f"GradientStatsCallback needs a REINFORCE model, not {type(self.model).__name__}.")
-        batch = buffer.get_batch()
-        if batch.n_episodes == 0:
+        batch = buffer.batch
+        if batch.n_segments == 0:
             return
         weights = batch.policy_weights(self.model.normalize_advantage)  # type: ignore[attr-defined]
-        score_weights = th.ones_like(weights) if batch.score_weights is None else batch.score_weights
-        per_episode, episode_scores = scores.episode_gradients(
-            self.model.policy,  # type: ignore[arg-type]
-            batch.observations,
-            batch.actions,
-            [weights, score_weights],
-            batch.episode_ids,
-            batch.n_episodes,  # type: ignore[arg-type]
-            action_masks=batch.action_masks,
-        )
-        constants = self.model.fitted_baseline.parameter_constants()  # type: ignore[attr-defined]
-        if constants is not None:  # one baseline constant per parameter: g_i - b * S_i
-            per_episode = subtract_parameter_baseline(per_episode, episode_scores, constants)
+        (per_episode,) = episode_estimates(self.model.policy, batch, [weights], [self.model.baseline_object])  # type: ignore[arg-type, attr-defined]
         flat = scores.flatten(per_episode)
         stats = scores.gradient_statistics(flat)
         self.logger.record("train/grad_variance", stats["grad_variance"])

@@ -158,23 +158,31 @@ def complete_episode_mask(dones: np.ndarray) -> np.ndarray:
 
 
 def discounted_prefix_after(
-    total_returns: np.ndarray,
-    timesteps: np.ndarray,
+    rewards: np.ndarray,
     dones: np.ndarray,
-    last_values: np.ndarray | None,
+    timesteps: np.ndarray,
+    start_prefix: np.ndarray,
     gamma: float,
 ) -> np.ndarray:
     """
-    ``P`` of the episode that continues after the last row, for :func:`total_return` on the next batch.
+    ``P`` of the episode that continues after the last row, for :func:`total_return` on the next batch: the
+    discounted rewards it collected so far, ``sum_{j<k} gamma^j r_j``, with the part collected before this batch
+    (``start_prefix``, for an episode that started before row 0). It is 0 for an env whose episode ended on the
+    last row.
 
-    With ``R`` of the last row ``= P_next + gamma^k_next * V(s_T)`` (bootstrap, or 0), ``P_next`` is
-    ``R - gamma^k_next * V(s_T)``; it is 0 for an env whose episode ended on the last row.
-
+    :param rewards: ``(n_steps, n_envs)`` rewards ``r_t``
+    :param dones: ``(n_steps, n_envs)`` episode ended at step t
+    :param timesteps: ``(n_steps, n_envs)`` output of :func:`episode_timesteps`
+    :param start_prefix: ``(n_envs,)`` ``P`` of the episode running at row 0
+    :param gamma: discount factor
     :return: ``(n_envs,)`` float64
     """
-    k_next = timesteps[-1].astype(np.float64) + 1.0
-    boot = 0.0 if last_values is None else np.power(gamma, k_next) * np.asarray(last_values, dtype=np.float64)
-    return np.where(dones[-1], 0.0, total_returns[-1] - boot)
+    rows = np.arange(dones.shape[0])[:, None]
+    last_done = np.where(dones, rows, -1).max(axis=0)
+    running = rows > last_done[None, :]  # the steps of the episode still running after the last row
+    collected = np.where(running, np.power(gamma, timesteps.astype(np.float64)) * rewards, 0.0).sum(axis=0)
+    started_before = (last_done < 0) & (timesteps[0] > 0)
+    return np.where(dones[-1], 0.0, collected + np.where(started_before, np.asarray(start_prefix, dtype=np.float64), 0.0))
 
 
 def next_start_steps(timesteps: np.ndarray, dones: np.ndarray) -> np.ndarray:

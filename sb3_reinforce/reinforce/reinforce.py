@@ -11,23 +11,28 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
-from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_reinforce.common import scores
-from sb3_reinforce.common.baselines import BASELINES, Baseline, gradient_step
-from sb3_reinforce.common.buffers import ReinforceBatch, ReinforceRolloutBuffer
+from sb3_reinforce.common.baselines import BASELINES, Baseline, ValueBaseline
+from sb3_reinforce.common.batch import ReinforceBatch, RolloutValues, make_batch
+from sb3_reinforce.common.buffers import ReinforceRolloutBuffer, Rollout
 from sb3_reinforce.common.natural import add_to_parameters, distribution_parts, kl_divergence, natural_gradient_step
+from sb3_reinforce.common.optim import gradient_step
 from sb3_reinforce.common.returns import RETURN_ESTIMATORS, ReturnEstimator
-from sb3_reinforce.common.utils import sample_actions
+from sb3_reinforce.common.utils import Observations, predict_values, sample_actions, stack
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
 BATCH_MODES = ("steps", "episodes")
 POLICY_STEPS = ("gradient", "natural")
+# A whole-episode rollout whose episodes do not end is stopped with an error after this many times the learning budget
+# of env steps (and never before ROLLOUT_STEPS_FLOOR): an env without a time limit whose policy never ends an episode.
+ROLLOUT_BUDGET_FACTOR = 10
+ROLLOUT_STEPS_FLOOR = 100_000
 # Saved attributes that name the on-policy algorithm that saved a file (for load's error message)
 _OTHER_ALGORITHMS = {"PPO": {"clip_range"}, "TRPO": {"cg_max_steps"}, "A2C": {"gae_lambda", "vf_coef"}}
 
@@ -44,8 +49,8 @@ class REINFORCE(OnPolicyAlgorithm):
     estimate ``(1/N) sum_i sum_t w_t grad log pi(a_t|s_t) (Psi_t - b_t)`` over ``N`` episodes (Williams, 1992; Daniel
     Seita, "Going Deeper Into Reinforcement Learning: Fundamentals of Policy Gradients", 2017). ``Psi_t`` is the
     return estimator (:mod:`sb3_reinforce.common.returns`), ``b_t`` the baseline
-    (:mod:`sb3_reinforce.common.baselines`), ``w_t = gamma^k_t`` with ``discount_score`` and 1 otherwise; the rollout
-    buffer computes them (:meth:`~sb3_reinforce.common.buffers.ReinforceRolloutBuffer.compute_returns_and_advantage`).
+    (:mod:`sb3_reinforce.common.baselines`), ``w_t = gamma^k_t`` with ``discount_score`` and 1 otherwise; after each rollout
+    :func:`~sb3_reinforce.common.batch.make_batch` computes them from the stored rollout.
     With ``policy_step="natural"`` the actor moves along ``F^-1 g`` instead, ``g`` the gradient of the same objective
     and ``F`` the Fisher matrix, by a step whose quadratic KL is ``target_kl``, or by ``natural_step_size * F^-1 g``
     where that is smaller (:mod:`sb3_reinforce.common.natural`).
@@ -69,8 +74,9 @@ class REINFORCE(OnPolicyAlgorithm):
     :param n_episodes: Number of complete episodes per update with ``batch_mode="episodes"``
     :param gamma: Discount factor, in [0, 1]
     :param return_estimator: The weight ``Psi_t`` of ``grad log pi(a_t|s_t)``: ``"total"`` (the trajectory's
-        discounted return, Seita's estimator (i)), ``"reward_to_go"`` (estimator (iii), discounted) or ``"gae"``
-        (generalized advantage estimation, Schulman et al., 2016; requires ``baseline="value"``)
+        discounted return, Seita's estimator (i)), ``"reward_to_go"`` (estimator (iii), discounted), ``"gae"``
+        (generalized advantage estimation, Schulman et al., 2016; requires the value baseline), or a subclass of
+        :class:`~sb3_reinforce.common.returns.ReturnEstimator`
     :param gae_lambda: Lambda of GAE, in [0, 1]; only used with ``return_estimator="gae"``
     :param baseline: Subtracted from ``Psi_t``: ``None``, ``"mean"`` (a constant, the mean of ``Psi`` over the
         previous batch), ``"value"`` (the policy's learned value head ``V(s)``), ``"linear"`` (ridge regression
@@ -78,7 +84,12 @@ class REINFORCE(OnPolicyAlgorithm):
         2004, one per parameter, from the previous batch's per-episode gradients; needs
         ``normalize_advantage=False``), ``"optimal_scalar"`` (the same with a single constant) or ``"loo"``
         (leave-one-out: the mean return of the batch's other episodes, per time step with reward-to-go; Kool et
-        al., 2019; needs ``batch_mode="episodes"`` and ``n_episodes >= 2``)
+        al., 2019; needs ``batch_mode="episodes"`` and ``n_episodes >= 2``), or a subclass of
+        :class:`~sb3_reinforce.common.baselines.Baseline`, built as ``baseline(policy, **baseline_kwargs)``
+    :param baseline_kwargs: Keyword arguments of the baseline's class (``ValueBaseline`` gets ``n_value_epochs``,
+        ``vf_coef`` and ``max_grad_norm`` unless given here)
+    :param return_estimator_kwargs: Keyword arguments of the return estimator's class, after ``gamma`` and
+        ``gae_lambda``
     :param discount_score: Multiply each term by ``gamma^k_t`` (``k_t`` the step's index in its episode), which
         makes reward-to-go and GAE unbiased for the gradient of ``E[sum_t gamma^t r_t]`` (Thomas, 2014). False (the
         default, as in every library) weighs late steps as much as early ones.
@@ -127,6 +138,8 @@ class REINFORCE(OnPolicyAlgorithm):
     }
     policy: ActorCriticPolicy
     rollout_buffer: ReinforceRolloutBuffer  # type: ignore[assignment]
+    baseline_object: Baseline
+    return_estimator_object: ReturnEstimator
 
     def __init__(
         self,
@@ -137,9 +150,11 @@ class REINFORCE(OnPolicyAlgorithm):
         batch_mode: str = "steps",
         n_episodes: int = 8,
         gamma: float = 0.99,
-        return_estimator: str = "reward_to_go",
+        return_estimator: str | type[ReturnEstimator] = "reward_to_go",
         gae_lambda: float = 0.95,
-        baseline: str | None = "value",
+        baseline: str | type[Baseline] | None = "value",
+        baseline_kwargs: dict[str, Any] | None = None,
+        return_estimator_kwargs: dict[str, Any] | None = None,
         discount_score: bool = False,
         normalize_advantage: bool = True,
         ent_coef: float = 0.0,
@@ -163,15 +178,17 @@ class REINFORCE(OnPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
+        self.return_estimator_class = _resolve("return_estimator", return_estimator, RETURN_ESTIMATORS, ReturnEstimator)
+        self.baseline_class = _resolve("baseline", baseline, BASELINES, Baseline)
         _check_arguments(
             learning_rate=learning_rate,
             n_steps=n_steps,
             batch_mode=batch_mode,
             n_episodes=n_episodes,
             gamma=gamma,
-            return_estimator=return_estimator,
             gae_lambda=gae_lambda,
-            baseline=baseline,
+            baseline_kwargs=baseline_kwargs,
+            return_estimator_kwargs=return_estimator_kwargs,
             discount_score=discount_score,
             normalize_advantage=normalize_advantage,
             ent_coef=ent_coef,
@@ -185,6 +202,11 @@ class REINFORCE(OnPolicyAlgorithm):
             cg_damping=cg_damping,
             rollout_buffer_class=rollout_buffer_class,
         )
+        if self.return_estimator_class.needs_value_function and not self.baseline_class.needs_value_function:
+            raise ValueError(
+                f"return_estimator={return_estimator!r} needs the learned value function, but baseline={baseline!r} "
+                "has none: use baseline='value' with it, or return_estimator 'total' or 'reward_to_go'."
+            )
         super().__init__(
             policy,
             env,
@@ -210,8 +232,11 @@ class REINFORCE(OnPolicyAlgorithm):
         )
         self.batch_mode = batch_mode
         self.n_episodes = n_episodes
+        # As given (a registered name or a class), resolved (*_class), and built by _setup_model (*_object)
         self.return_estimator = return_estimator
         self.baseline = baseline
+        self.baseline_kwargs = baseline_kwargs or {}
+        self.return_estimator_kwargs = return_estimator_kwargs or {}
         self.discount_score = discount_score
         self.normalize_advantage = normalize_advantage
         self.n_value_epochs = n_value_epochs
@@ -220,47 +245,30 @@ class REINFORCE(OnPolicyAlgorithm):
         self.natural_step_size = natural_step_size
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping
-        # The baseline object (BASELINES[baseline]) with what it fitted on earlier batches, saved with the model.
-        self.fitted_baseline: Baseline | None = None
+        # Built with the policy; SB3's load brings back a saved one, with what it fitted
+        self.baseline_object = None  # type: ignore[assignment]
 
-        if normalize_advantage and baseline in ("mean", "optimal_scalar"):
+        self.baseline_class.check(
+            baseline.__name__ if isinstance(baseline, type) else repr(baseline),
+            batch_mode,
+            n_episodes,
+            normalize_advantage,
+            getattr(self, "observation_space", None),
+        )
+        if self.env is not None and normalize_advantage and batch_mode == "steps" and n_steps * self.n_envs == 1:
             warnings.warn(
-                f"baseline={baseline!r} is a constant, which normalize_advantage=True removes again (normalisation "
-                "subtracts the batch mean): the baseline has no effect. Pass normalize_advantage=False to use it.",
+                f"normalize_advantage=True has no effect with n_steps={n_steps} and n_envs={self.n_envs}: a "
+                "batch of one step cannot be normalised (its advantage is used as it is).",
                 UserWarning,
                 stacklevel=2,
             )
-        if self.env is not None:
-            if normalize_advantage and batch_mode == "steps" and n_steps * self.n_envs == 1:
-                warnings.warn(
-                    f"normalize_advantage=True has no effect with n_steps={n_steps} and n_envs={self.n_envs}: a "
-                    "batch of one step cannot be normalised (its advantage is used as it is).",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            if baseline == "linear" and _has_image(self.observation_space):
-                raise ValueError(
-                    "baseline='linear' regresses on the flattened observation, which is not practical for image "
-                    f"observations ({self.observation_space}); allowed here: None, 'mean', 'value', 'optimal', "
-                    "'optimal_scalar', 'loo'."
-                )
 
         if _init_setup_model:
             self._setup_model()
 
-    @property
-    def uses_value_function(self) -> bool:
-        """Whether the policy's value head is trained and evaluated (``baseline="value"``)."""
-        return self.baseline == "value"
-
     def action_masks(self, env: VecEnv) -> np.ndarray | None:
         """The actions each env allows now: None (no masking; :class:`~sb3_reinforce.MaskableREINFORCE` reads them)."""
         return None
-
-    @property
-    def estimator(self) -> ReturnEstimator:
-        """The return estimator ``Psi_t`` (``return_estimator``), with the model's current ``gamma`` and ``gae_lambda``."""
-        return RETURN_ESTIMATORS[self.return_estimator](self.gamma, self.gae_lambda)
 
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
@@ -272,6 +280,7 @@ class REINFORCE(OnPolicyAlgorithm):
             self.observation_space,
             self.action_space,
             device=self.device,
+            gamma=self.gamma,
             n_envs=self.n_envs,
             n_episodes=self.n_episodes if self.batch_mode == "episodes" else None,
             **self.rollout_buffer_kwargs,
@@ -284,9 +293,16 @@ class REINFORCE(OnPolicyAlgorithm):
         self.policy = self.policy.to(self.device)
         self._maybe_recommend_cpu()
 
-        # A loaded model brings its fitted baseline back (SB3's load restores attributes before this call).
-        if self.fitted_baseline is None:
-            self.fitted_baseline = BASELINES[self.baseline]()
+        self.return_estimator_object = self.return_estimator_class(
+            self.gamma, self.gae_lambda, **self.return_estimator_kwargs
+        )
+        if isinstance(self.baseline_object, Baseline):  # loaded with the model: it was saved without the policy
+            self.baseline_object.policy = self.policy
+        else:
+            kwargs = {}
+            if issubclass(self.baseline_class, ValueBaseline):
+                kwargs = dict(n_epochs=self.n_value_epochs, vf_coef=self.vf_coef, max_grad_norm=self.max_grad_norm)
+            self.baseline_object = self.baseline_class(self.policy, **{**kwargs, **self.baseline_kwargs})
 
     def _setup_learn(
         self,
@@ -299,7 +315,7 @@ class REINFORCE(OnPolicyAlgorithm):
         env_reset = reset_num_timesteps or self._last_obs is None
         result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if env_reset:
-            self.rollout_buffer.reset_episodes()
+            self.rollout_buffer.reset(envs_reset=True)
         return result
 
     def collect_rollouts(
@@ -310,15 +326,15 @@ class REINFORCE(OnPolicyAlgorithm):
         n_rollout_steps: int,
     ) -> bool:
         """
-        Run the current policy and fill the rollout buffer, then compute ``Psi_t - b_t`` for the batch.
+        Run the current policy and fill the rollout buffer, then compute its batch (:meth:`_make_batch`).
 
-        With ``batch_mode="episodes"``, the envs are reset at the start (the episodes they were running were generated
-        by the previous policy), and the rollout runs until the batch's ``n_episodes`` episodes have ended; the steps
-        of other episodes are discarded (logged as ``rollout/discarded_steps``).
+        With a whole-episode buffer (``batch_mode="episodes"``), the envs are reset at the start (the episodes they
+        were running were generated by the previous policy), and the rollout runs until the batch's ``n_episodes``
+        episodes have ended; the steps of other episodes are discarded.
 
         :param env: The training environment
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
-        :param rollout_buffer: Buffer to fill with rollouts (a ``ReinforceRolloutBuffer``)
+        :param rollout_buffer: Buffer to fill with rollouts (a ``ReinforceRolloutBuffer``); its ``batch`` is set
         :param n_rollout_steps: Unused: the buffer's size (or number of episodes) sets the rollout's length
         :return: True if the rollout finished, False if a callback stopped training.
         """
@@ -326,20 +342,21 @@ class REINFORCE(OnPolicyAlgorithm):
         assert isinstance(rollout_buffer, ReinforceRolloutBuffer)
         # Switch to eval mode (this affects batch norm / dropout)
         self.policy.set_training_mode(False)
-        if self.batch_mode == "episodes" and not np.all(self._last_episode_starts):
+        envs_reset = rollout_buffer.whole_episodes and not np.all(self._last_episode_starts)
+        if envs_reset:
             self._last_obs = env.reset()  # type: ignore[assignment]
             self._last_episode_starts = np.ones(env.num_envs, dtype=bool)
             if self._vec_normalize_env is not None:
                 self._last_original_obs = self._vec_normalize_env.get_original_obs()
-            rollout_buffer.reset_episodes()
-        rollout_buffer.reset()
+        rollout_buffer.reset(envs_reset=envs_reset)
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
 
         callback.on_rollout_start()
         n_steps = 0
-        # Whole-episode batches end with their episodes: bound the rollout for envs whose episodes never end
-        max_rollout_steps = max(10 * self._total_timesteps, 100_000) if self.batch_mode == "episodes" else np.inf
+        max_rollout_steps = (
+            max(ROLLOUT_BUDGET_FACTOR * self._total_timesteps, ROLLOUT_STEPS_FLOOR) if rollout_buffer.whole_episodes else np.inf
+        )
         while not rollout_buffer.full:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 # Sample a new noise matrix
@@ -372,23 +389,39 @@ class REINFORCE(OnPolicyAlgorithm):
                 raise RuntimeError(
                     f"batch_mode='episodes': the rollout ran {n_steps * env.num_envs} steps, far past the budget of "
                     f"{self._total_timesteps}, and {rollout_buffer.episodes_running} of its n_episodes="
-                    f"{self.n_episodes} episodes have not ended. Wrap the env in gymnasium's TimeLimit "
+                    f"{rollout_buffer.n_episodes} episodes have not ended. Wrap the env in gymnasium's TimeLimit "
                     "(max_episode_steps) or use batch_mode='steps'."
                 )
 
         rollout_buffer.check_finite(self._last_obs)  # type: ignore[arg-type]
-        rollout_buffer.compute_returns_and_advantage(
-            self.estimator,
-            self.fitted_baseline,
-            self.policy,
-            self._last_obs,
-            self.discount_score,  # type: ignore[arg-type]
-        )
-        self.logger.record("rollout/discarded_steps", 1.0 - float(rollout_buffer.valid.mean()))
+        rollout_buffer.batch = self._make_batch(rollout_buffer.rollout(), self._last_obs)  # type: ignore[arg-type]
 
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _make_batch(self, rollout: Rollout, last_obs: Observations) -> ReinforceBatch:
+        """The batch of a rollout: ``V(s)`` where the baseline needs it, then ``Psi_t``, ``b_t`` (:func:`make_batch`)."""
+        values = self._predict_values(rollout, last_obs) if self.baseline_object.needs_value_function else None
+        return make_batch(
+            rollout, values, self.return_estimator_object, self.baseline_object, self.discount_score, self.action_space, self.device
+        )
+
+    def _predict_values(self, rollout: Rollout, last_obs: Observations | None) -> RolloutValues:
+        """
+        ``V(s)`` of the rollout's batch steps, of the observation after the last row (``"steps"`` batches: the bootstrap
+        of the episodes the rollout cuts) and of the terminal observations of time-limit truncations, with the policy
+        that generated the rollout: one batched pass after the rollout, as the loop runs the actor only.
+        """
+        values = np.zeros(rollout.dones.shape)
+        rows, envs = np.nonzero(rollout.in_batch)
+        values[rows, envs] = predict_values(self.policy, rollout.observations_at(rows, envs))
+        terminal = [truncation.terminal_observation for truncation in rollout.truncations]
+        return RolloutValues(
+            values=values,
+            last_values=None if rollout.whole_episodes else predict_values(self.policy, last_obs),  # type: ignore[arg-type]
+            truncation_values=predict_values(self.policy, stack(terminal)) if terminal else np.zeros(0),
+        )
 
     def train(self) -> None:
         """
@@ -402,8 +435,9 @@ class REINFORCE(OnPolicyAlgorithm):
         # Update optimizer learning rate
         self._update_learning_rate(self.policy.optimizer)
 
-        batch = self.rollout_buffer.get_batch()
-        if len(batch.advantages) == 0:
+        batch: ReinforceBatch = self.rollout_buffer.batch
+        self.logger.record("rollout/discarded_steps", 1.0 - len(batch) / batch.rollout_steps)
+        if len(batch) == 0:
             # Nothing usable: no episode ended in a "steps" rollout without a value function to bootstrap from
             warnings.warn(
                 f"No episode ended in the last rollout of {self.n_steps} steps per env, and without a value function "
@@ -417,7 +451,7 @@ class REINFORCE(OnPolicyAlgorithm):
         # w_t (Psi_t - b_t), normalised if asked
         weights = batch.policy_weights(self.normalize_advantage)
         values: th.Tensor | None = None
-        if self.uses_value_function:
+        if self.baseline_object.needs_value_function:
             values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions, **batch.masking)  # type: ignore[arg-type]
         else:
             distribution = self.policy.get_distribution(batch.observations, **batch.masking)  # type: ignore[arg-type]
@@ -427,37 +461,29 @@ class REINFORCE(OnPolicyAlgorithm):
         policy_loss = -(weights * log_prob).mean()
         # Entropy loss favors exploration (approximated by -log pi when there is no closed form)
         entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-        # With ent_coef=0 the entropy is only logged (a non-finite entropy gradient times 0 would still be NaN)
-        loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
-        value_loss = th.zeros(())
-        if values is not None:
-            assert batch.value_targets is not None
-            # Value loss: regression of V(s_t) towards the estimator's value targets
-            value_loss = th.nn.functional.mse_loss(values.flatten(), batch.value_targets)
-            if self.policy_step == "gradient":
-                loss = loss + self.vf_coef * value_loss
-
-        # A baseline of one constant per parameter enters the gradient, not the loss: + b * grad mean_t w_t log pi
-        named = dict(self.policy.named_parameters())
-        added = self.fitted_baseline.gradient_term(self.policy, batch, log_prob)  # type: ignore[union-attr]
+        # The actor's loss; with ent_coef=0 the entropy is only logged (a non-finite entropy gradient times 0 is NaN)
+        actor_loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
+        # Value loss: regression of V(s_t) towards the estimator's value targets
+        value_loss = None if values is None else th.nn.functional.mse_loss(values.flatten(), batch.value_targets)
+        # A baseline of one constant per parameter is taken off the gradient, not the loss
+        offsets = self._baseline_offsets(batch, log_prob)
 
         if self.policy_step == "natural":
-            grad_norm, step_logs = self._natural_step(batch, loss, value_loss if values is not None else None, added)
+            grad_norm, step_logs = self._natural_step(batch, actor_loss, value_loss, offsets)
         else:
             # Optimization step, with gradient clipping
-            grad_norm = gradient_step(
-                self.policy.optimizer, list(self.policy.parameters()), loss, self.max_grad_norm, "loss",
-                [(named[name], term) for name, term in added.items()],
-            )  # fmt: skip
+            loss = actor_loss if value_loss is None else actor_loss + self.vf_coef * value_loss
+            named = dict(self.policy.named_parameters())
+            grad_norm = gradient_step(self.policy.optimizer, list(self.policy.parameters()), loss, self.max_grad_norm,
+                                      "loss", [(named[name], term) for name, term in offsets.items()])  # fmt: skip
             step_logs = {}
         # The baseline is fitted to the batch it was used on, for the next batch
-        fit_logs = self.fitted_baseline.fit(batch, self)  # type: ignore[union-attr]
+        fit_logs = self.baseline_object.fit(batch)
 
         # KL between the old and the new policy, after the update
         with th.no_grad():
             new_distribution = self.policy.get_distribution(batch.observations, **batch.masking)  # type: ignore[arg-type]
-            new_log_prob = new_distribution.log_prob(batch.actions)
-            log_ratio = new_log_prob - log_prob.detach()
+            log_ratio = new_distribution.log_prob(batch.actions) - log_prob.detach()
             approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
 
         self._n_updates += 1
@@ -468,30 +494,42 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/grad_norm", grad_norm)
         for key, value in {**step_logs, **fit_logs}.items():
             self.logger.record(key, value)
-        if self.baseline not in (None, "optimal") and len(batch.psi) > 1:
+        if not self.baseline_object.per_parameter and len(batch) > 1:
             # How much of the variance of what the baseline predicts (V's targets, or Psi_t) it explains
-            buffer = self.rollout_buffer
-            targets = buffer.value_targets if buffer.value_targets is not None else buffer.psi
-            predicted = buffer.values if buffer.values is not None else buffer.baseline_values
-            explained = explained_variance(predicted[buffer.valid], targets[buffer.valid])
+            targets = batch.value_targets if batch.value_targets is not None else batch.psi
+            explained = explained_variance(batch.baseline_values.cpu().numpy(), targets.cpu().numpy())
             self.logger.record("train/explained_variance", float(explained))
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 
+    def _baseline_offsets(self, batch: ReinforceBatch, log_prob: th.Tensor) -> dict[str, th.Tensor]:
+        """
+        What a per-parameter baseline adds to the gradient of the loss: ``b * S`` with ``S = grad mean_t w_t log pi``
+        (:meth:`~sb3_reinforce.common.baselines.Baseline.gradient_offset`), so that the step's direction is the sum over
+        the batch's episodes of ``G_i - b S_i`` (divided by the number of steps). Nothing for a per-step baseline.
+        """
+        if not self.baseline_object.per_parameter:
+            return {}
+        names = scores.parameters_used_by(self.policy, "actor")
+        named = dict(self.policy.named_parameters())
+        score = th.autograd.grad((batch.score_weights * log_prob).mean(), [named[name] for name in names], retain_graph=True)
+        return self.baseline_object.gradient_offset(dict(zip(names, score, strict=True)))
+
     def _natural_step(
-        self, batch: ReinforceBatch, policy_loss: th.Tensor, value_loss: th.Tensor | None, added: dict[str, th.Tensor]
+        self, batch: ReinforceBatch, actor_loss: th.Tensor, value_loss: th.Tensor | None, offsets: dict[str, th.Tensor]
     ) -> tuple[float, dict[str, float]]:
         """
-        The natural policy gradient step of the actor (:func:`~sb3_reinforce.common.natural.natural_gradient_step`),
-        then the optimizer's step on ``vf_coef *`` the value loss. Returns the norm of ``g`` and what to log.
+        The natural policy gradient step of the actor (:func:`~sb3_reinforce.common.natural.natural_gradient_step`)
+        along ``g = -grad actor_loss`` (the policy-gradient objective with its entropy bonus, less a per-parameter
+        baseline's ``offsets``), then the optimizer's step on ``vf_coef *`` the value loss. Returns the norm of ``g``
+        and what to log.
         """
         named = dict(self.policy.named_parameters())
         names = scores.parameters_used_by(self.policy, "actor")
         actor = [named[name] for name in names]
-        # g: the ascent direction, with a per-parameter baseline's term
-        gradient = -flat_grad(policy_loss, actor, retain_graph=True)
-        if added:
-            gradient = gradient - th.cat([added[name].flatten() if name in added else th.zeros(named[name].numel())
+        gradient = -flat_grad(actor_loss, actor, retain_graph=True)
+        if offsets:
+            gradient = gradient - th.cat([offsets[name].flatten() if name in offsets else th.zeros(named[name].numel())
                                           for name in names])  # fmt: skip
         if not th.isfinite(gradient).all():
             raise FloatingPointError("The policy gradient is not finite; check the rewards' scale.")
@@ -549,10 +587,16 @@ class REINFORCE(OnPolicyAlgorithm):
         )
 
 
-def _has_image(space: spaces.Space) -> bool:
-    if isinstance(space, spaces.Dict):
-        return any(is_image_space(sub) for sub in space.spaces.values())
-    return is_image_space(space)
+def _resolve(name: str, value: Any, registry: dict[Any, type], base: type) -> Any:
+    """The class named by ``value`` in ``registry``, or ``value`` itself if it is a subclass of ``base``."""
+    if isinstance(value, type) and issubclass(value, base):
+        return value
+    if (value is None or isinstance(value, str)) and value in registry:
+        return registry[value]
+    raise ValueError(
+        f"Invalid {name}={value!r}: allowed values are {', '.join(repr(key) for key in registry)}, or a subclass of "
+        f"{base.__module__}.{base.__qualname__}."
+    )
 
 
 def _check_arguments(**kwargs: Any) -> None:
@@ -567,22 +611,13 @@ def _check_arguments(**kwargs: Any) -> None:
     def is_int(value: Any) -> bool:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
-    for name, choices in (("return_estimator", RETURN_ESTIMATORS), ("baseline", BASELINES), ("batch_mode", BATCH_MODES),
-                          ("policy_step", POLICY_STEPS)):  # fmt: skip
-        if kwargs[name] not in choices:
-            fail(name, ", ".join(repr(v) for v in choices))
-    _check_baseline_combination(kwargs)
-    if RETURN_ESTIMATORS[kwargs["return_estimator"]].needs_value_function and kwargs["baseline"] != "value":
-        raise ValueError(
-            f"return_estimator={kwargs['return_estimator']!r} needs the learned value function, but "
-            f"baseline={kwargs['baseline']!r}: use baseline='value' with it, or return_estimator 'total' or 'reward_to_go'."
-        )
-
     def finite(value: Any) -> bool:
         return is_real(value) and bool(np.isfinite(value))
 
     # (arguments, test, allowed values)
     rules: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
+        (("batch_mode",), lambda v: isinstance(v, str) and v in BATCH_MODES, ", ".join(map(repr, BATCH_MODES))),
+        (("policy_step",), lambda v: isinstance(v, str) and v in POLICY_STEPS, ", ".join(map(repr, POLICY_STEPS))),
         (("gamma", "gae_lambda"), lambda v: is_real(v) and 0.0 <= v <= 1.0, "numbers in [0, 1]"),
         (("n_steps", "n_episodes", "cg_max_steps"), lambda v: is_int(v) and v > 0, "positive integers"),
         (("n_value_epochs",), lambda v: is_int(v) and v >= 0, "non-negative integers"),
@@ -591,6 +626,7 @@ def _check_arguments(**kwargs: Any) -> None:
         (("target_kl",), lambda v: finite(v) and v > 0, "finite numbers > 0"),
         (("natural_step_size",), lambda v: v is None or (finite(v) and v > 0), "None, finite numbers > 0"),
         (("max_grad_norm",), lambda v: is_real(v) and v > 0, "numbers > 0 (float('inf') disables clipping)"),
+        (("baseline_kwargs", "return_estimator_kwargs"), lambda v: v is None or isinstance(v, dict), "None or a dict"),
     ]
     for names, test, allowed in rules:
         for name in names:
@@ -603,27 +639,6 @@ def _check_arguments(**kwargs: Any) -> None:
     if buffer_class is not None and not (isinstance(buffer_class, type) and issubclass(buffer_class, ReinforceRolloutBuffer)):
         fail(
             "rollout_buffer_class",
-            "None or a subclass of sb3_reinforce.common.buffers.ReinforceRolloutBuffer (REINFORCE's buffer computes "
-            "Psi_t, the baseline and the used steps of whole-episode and step batches, which SB3's RolloutBuffer does "
-            "not)",
-        )
-
-
-def _check_baseline_combination(kwargs: dict[str, Any]) -> None:
-    """The baselines that need a batch of complete episodes, or no normalisation."""
-    if kwargs["baseline"] == "loo" and kwargs["batch_mode"] != "episodes":
-        raise ValueError(
-            f"baseline='loo' compares each episode with the other complete episodes of its batch, but "
-            f"batch_mode={kwargs['batch_mode']!r}: use batch_mode='episodes' (with n_episodes >= 2)."
-        )
-    if kwargs["baseline"] == "loo" and isinstance(kwargs["n_episodes"], numbers.Integral) and kwargs["n_episodes"] < 2:
-        raise ValueError(
-            f"Invalid n_episodes={kwargs['n_episodes']!r}: allowed values are integers >= 2 with baseline='loo' (the "
-            "baseline of each episode is the mean of the others)."
-        )
-    if kwargs["baseline"] == "optimal" and kwargs["normalize_advantage"]:
-        raise ValueError(
-            "baseline='optimal' subtracts one constant per parameter from the gradient, which cannot be combined "
-            "with normalize_advantage=True (a per-step normalisation of Psi_t - b_t): pass normalize_advantage=False, "
-            "or use baseline='optimal_scalar'."
+            "None or a subclass of sb3_reinforce.common.buffers.ReinforceRolloutBuffer (REINFORCE's buffer stores whole "
+            "episodes and which of them form the batch, which SB3's RolloutBuffer does not)",
         )
