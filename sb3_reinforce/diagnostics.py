@@ -13,7 +13,6 @@ To log such statistics during training, see :class:`sb3_reinforce.common.callbac
 from collections import deque
 from dataclasses import dataclass
 
-
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -123,6 +122,3 @@ def sample_gradients(model: REINFORCE, n_episodes: int, progress_bar: bool = Fal
 def gradient_statistics(per_episode: dict[str, th.Tensor]) -> dict[str, float]:
     """Trace of the covariance, single-episode SNR and norm of the mean of :func:`sample_gradients`' output."""
     return scores.gradient_statistics(scores.flatten(per_episode))
-
-
-

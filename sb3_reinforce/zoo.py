@@ -60,6 +60,7 @@ MASKED_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
 # The registry name of the policy's value head as baseline (what a return estimator that needs V(s) is given)
 VALUE_BASELINE = "value"
 
+
 def default_config_path(algo: str = ALGO_NAME) -> str:
     """Path of the package's ``reinforce.yml`` or ``reinforce_mask.yml`` (the repository's ``zoo_configs/``)."""
     return str(resources.files("sb3_reinforce.zoo_configs").joinpath(f"{algo}.yml"))

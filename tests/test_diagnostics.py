@@ -21,6 +21,7 @@ from sb3_reinforce.common.baselines import LeaveOneOutBaseline, OptimalBaseline,
 from sb3_reinforce.common.callbacks import GradientStatsCallback
 from sb3_reinforce.diagnostics import EpisodeSample, collect_episodes, gradient_statistics, sample_gradients
 
+
 def episode_gradients(model: REINFORCE, sample: EpisodeSample, weights: list[np.ndarray]) -> list[dict[str, th.Tensor]]:
     """Per-episode ``sum_t weight_t grad log pi(a_t|s_t)`` of the sample's batch, for each flat weight array."""
     batch = sample.batch
@@ -177,8 +178,8 @@ def leave_one_out_batches(kwargs: dict, include_own: bool = False) -> dict[str, 
             if include_own:
                 b[steps] = (b[steps] * (LOO_BATCH - 1) + psi[steps]) / LOO_BATCH
         w = ret.score_discount(k, kwargs["gamma"]) if kwargs.get("discount_score") else 1.0
-        assert np.array_equal(np.unique(sample.batch.envs[np.r_[0, np.flatnonzero(np.diff(sample.batch.segment_ids.numpy())) + 1]]),
-                              np.arange(LOO_ENVS))  # fmt: skip
+        first_steps = np.r_[0, np.flatnonzero(np.diff(sample.batch.segment_ids.numpy())) + 1]
+        assert np.array_equal(np.unique(sample.batch.envs[first_steps]), np.arange(LOO_ENVS))
         (per_episode,) = episode_gradients(model, sample, [w * (psi - b)])
         env_of_episode = np.zeros(sample.batch.n_segments, dtype=np.int64)
         env_of_episode[sample.batch.segment_ids.numpy()] = sample.batch.envs

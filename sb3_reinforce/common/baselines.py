@@ -366,8 +366,10 @@ class LinearFeatureBaseline(Baseline):
         observation_space: spaces.Space | None,
     ) -> None:
         super().check(name, batch_mode, n_episodes, normalize_advantage, observation_space)
+        if observation_space is None:
+            return
         subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
-        if observation_space is not None and any(is_image_space(space) for space in subspaces):
+        if any(is_image_space(space) for space in subspaces):
             raise ValueError(
                 f"baseline={name} regresses on the flattened observation, which is not practical for image "
                 f"observations ({observation_space}); allowed here: None, 'mean', 'value', 'optimal', 'optimal_scalar', "

@@ -161,7 +161,7 @@ class ReinforceRolloutBuffer(BaseBuffer):
         self.truncations: list[Truncation] = []
         if self.whole_episodes:
             # Whether each env's current episode is part of the batch, and how many episodes joined the batch so far
-            self._running_in_batch = np.arange(self.n_envs) < self.n_episodes
+            self._running_in_batch = np.arange(self.n_envs) < self.n_episodes  # type: ignore[operator]
             self._episodes_joined = int(self._running_in_batch.sum())
         self.batch = None
 

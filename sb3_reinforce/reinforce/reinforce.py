@@ -293,9 +293,7 @@ class REINFORCE(OnPolicyAlgorithm):
         self.policy = self.policy.to(self.device)
         self._maybe_recommend_cpu()
 
-        self.return_estimator_object = self.return_estimator_class(
-            self.gamma, self.gae_lambda, **self.return_estimator_kwargs
-        )
+        self.return_estimator_object = self.return_estimator_class(self.gamma, self.gae_lambda, **self.return_estimator_kwargs)
         if isinstance(self.baseline_object, Baseline):  # loaded with the model: it was saved without the policy
             self.baseline_object.policy = self.policy
         else:
@@ -355,7 +353,9 @@ class REINFORCE(OnPolicyAlgorithm):
         callback.on_rollout_start()
         n_steps = 0
         max_rollout_steps = (
-            max(ROLLOUT_BUDGET_FACTOR * self._total_timesteps, ROLLOUT_STEPS_FLOOR) if rollout_buffer.whole_episodes else np.inf
+            max(ROLLOUT_BUDGET_FACTOR * self._total_timesteps, ROLLOUT_STEPS_FLOOR)
+            if rollout_buffer.whole_episodes
+            else np.inf
         )
         while not rollout_buffer.full:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
@@ -404,7 +404,13 @@ class REINFORCE(OnPolicyAlgorithm):
         """The batch of a rollout: ``V(s)`` where the baseline needs it, then ``Psi_t``, ``b_t`` (:func:`make_batch`)."""
         values = self._predict_values(rollout, last_obs) if self.baseline_object.needs_value_function else None
         return make_batch(
-            rollout, values, self.return_estimator_object, self.baseline_object, self.discount_score, self.action_space, self.device
+            rollout,
+            values,
+            self.return_estimator_object,
+            self.baseline_object,
+            self.discount_score,
+            self.action_space,
+            self.device,
         )
 
     def _predict_values(self, rollout: Rollout, last_obs: Observations | None) -> RolloutValues:
@@ -464,7 +470,7 @@ class REINFORCE(OnPolicyAlgorithm):
         # The actor's loss; with ent_coef=0 the entropy is only logged (a non-finite entropy gradient times 0 is NaN)
         actor_loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
         # Value loss: regression of V(s_t) towards the estimator's value targets
-        value_loss = None if values is None else th.nn.functional.mse_loss(values.flatten(), batch.value_targets)
+        value_loss = None if values is None else th.nn.functional.mse_loss(values.flatten(), batch.value_targets)  # type: ignore[arg-type]
         # A baseline of one constant per parameter is taken off the gradient, not the loss
         offsets = self._baseline_offsets(batch, log_prob)
 
