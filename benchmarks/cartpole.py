@@ -2,6 +2,9 @@
 Learning benchmark of REINFORCE's defaults: ``REINFORCE("MlpPolicy", "CartPole-v1", seed=s).learn(N)`` for each seed,
 then a deterministic evaluation (mean over ``--eval-episodes`` episodes on a fresh env).
 
+Each run uses ``--threads`` torch threads (1 by default: for networks of 64 units, more threads only add
+synchronisation, and on a loaded machine they wait for each other; the zoo's ``--num-threads`` is the same choice).
+
     python benchmarks/cartpole.py --seeds 0 1 2 3 4 --timesteps 100000 --out docs/results/cartpole_defaults.csv
 """
 
@@ -14,6 +17,7 @@ import time
 from typing import Any
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -22,8 +26,9 @@ from sb3_reinforce.benchmark import machine_description
 
 
 def train_and_evaluate(
-    seed: int, timesteps: int, eval_episodes: int, env_id: str, progress_bar: bool = False
+    seed: int, timesteps: int, eval_episodes: int, env_id: str, threads: int, progress_bar: bool = False
 ) -> dict[str, Any]:
+    th.set_num_threads(threads)  # this script's own process (or pool worker), not the library's choice
     start = time.perf_counter()
     model = REINFORCE("MlpPolicy", env_id, seed=seed).learn(timesteps, progress_bar=progress_bar)
     train_seconds = time.perf_counter() - start
@@ -45,11 +50,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", help="CSV file for the per-seed results")
     parser.add_argument("--progress-bar", action="store_true", help="SB3's progress bar (runs the seeds one at a time)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
     args = parser.parse_args()
     if args.progress_bar:
         args.jobs = 1
 
-    jobs = [(seed, args.timesteps, args.eval_episodes, args.env) for seed in args.seeds]
+    jobs = [(seed, args.timesteps, args.eval_episodes, args.env, args.threads) for seed in args.seeds]
     if args.jobs > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
             results = pool.starmap(train_and_evaluate, jobs)

@@ -8,7 +8,10 @@ A generated region is written as
     <!-- end table -->
 
 and holds the rendering of FILE: a benchmark's ``results.md``/``aggregate.md`` verbatim, or a ``cartpole_defaults``
-CSV of ``benchmarks/cartpole.py`` as a per-seed table with its summary line.
+CSV of ``benchmarks/cartpole.py`` as a per-seed table with its summary line. Options after the file name:
+
+- ``envs=A,B``: only the rows of those envs (a per-environment table);
+- ``by-algorithm``: a benchmark's ``summary.md`` turned to one row per algorithm, each named by :data:`NAMES`.
 
     python -m benchmarks.docs_tables           # rewrite every region
     python -m benchmarks.docs_tables --check   # exit 1 if a region differs from its file (run by the tests)
@@ -22,7 +25,66 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "docs/*.md"]
-REGION = re.compile(r"(<!-- table from (?P<source>\S+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
+REGION = re.compile(
+    r"(<!-- table from (?P<source>\S+)(?P<options>( [\w=,.-]+)*) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL
+)
+
+# The shared MuJoCo block as benchmarks/reproduce.sh spells it out
+MUJOCO_SHARED = (
+    "n_envs=8,n_steps=256,learning_rate=0.0003,n_value_epochs=10,natural_step_size=None,target_kl=0.01,policy_kwargs="
+    "'dict(log_std_init=-1, ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[256, 256], vf=[256, 256]))'"
+)
+# The names of the benchmark's rows in the docs, by the algorithm spec that labels them in a report
+# (`sb3-reinforce benchmark --algos SPEC`): the published reports' labels, and those of benchmarks/reproduce.sh, whose
+# MuJoCo rows spell the shared block out; docs/benchmark.md lists each name's configuration.
+NAMES = {
+    f"reinforce:{MUJOCO_SHARED},policy_step='gradient'": "REINFORCE, plain step",
+    f"reinforce:{MUJOCO_SHARED},policy_step='natural'": "REINFORCE, natural step",
+    f"reinforce:{MUJOCO_SHARED},return_estimator='reward_to_go',batch_mode='episodes',n_episodes=8,policy_step='gradient'": (
+        "REINFORCE, Monte Carlo"
+    ),
+    "a2c": "A2C (zoo)",
+    "ppo": "PPO (zoo)",
+    "trpo": "TRPO (zoo)",
+    "reinforce": "REINFORCE (entry)",
+    "reinforce:policy_step='gradient'": "REINFORCE, plain step",
+    "reinforce:policy_step='natural'": "REINFORCE, natural step",
+    (
+        "reinforce:policy_step='natural',natural_step_size=0.1,target_kl=0.05,n_envs=16,n_steps=64,n_value_epochs=20,"
+        "learning_rate='lin_0.001',policy_kwargs='dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))'"
+    ): "REINFORCE, bounded natural step",
+    "reinforce:return_estimator='reward_to_go',batch_mode='episodes',n_episodes=8,policy_step='gradient'": (
+        "REINFORCE, Monte Carlo"
+    ),
+}
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def row(values: list[str]) -> str:
+    return "| " + " | ".join(values) + " |"
+
+
+def render_by_algorithm(text: str) -> str:
+    """A ``summary.md`` (a row per env, a column per algorithm) as a row per named algorithm, a column per env."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header, *body = [cells(line) for line in lines if not set(line) <= set("|- ")]
+    algorithms = header[1:]
+    unnamed = [algorithm for algorithm in algorithms if algorithm not in NAMES]
+    if unnamed:
+        raise KeyError(f"no name in benchmarks.docs_tables.NAMES for {unnamed}")
+    out = [row(["", *(line[0] for line in body)]), row(["---"] * (len(body) + 1))]
+    out += [row([NAMES[algorithm], *(line[i + 1] for line in body)]) for i, algorithm in enumerate(algorithms)]
+    return "\n".join(out) + "\n"
+
+
+def render_envs(text: str, envs: list[str]) -> str:
+    """A per-environment table with only the rows whose first cell is one of ``envs`` (and its header)."""
+    lines = text.splitlines()
+    kept = lines[:2] + [line for line in lines[2:] if cells(line)[0] in envs]
+    return "\n".join(kept) + "\n"
 
 
 def render_cartpole_csv(path: Path) -> str:
@@ -46,16 +108,24 @@ def render_cartpole_csv(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(source: str) -> str:
+def render(source: str, options: str = "") -> str:
     path = ROOT / source
     if path.suffix == ".csv":
         return render_cartpole_csv(path)
-    return path.read_text()
+    text = path.read_text()
+    for option in options.split():
+        if option == "by-algorithm":
+            text = render_by_algorithm(text)
+        elif option.startswith("envs="):
+            text = render_envs(text, option[len("envs=") :].split(","))
+        else:
+            raise ValueError(f"unknown table option {option!r} for {source}")
+    return text
 
 
 def update(text: str) -> str:
     """``text`` with every region's body replaced by the rendering of its source."""
-    return REGION.sub(lambda m: m.group(1) + render(m.group("source")) + m.group(4), text)
+    return REGION.sub(lambda m: m.group(1) + render(m.group("source"), m.group("options")) + m.group(5), text)
 
 
 def documents() -> list[Path]:

@@ -60,3 +60,11 @@ def test_no_import_cycle_among_the_package_modules():
     graph = import_graph()
     assert "sb3_reinforce.common.baselines" in graph["sb3_reinforce.reinforce.reinforce"]
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph) or [])}"
+
+
+def test_library_code_switches_no_matplotlib_backend_and_edits_no_import_path():
+    """Library modules draw through matplotlib's object API (Figure) and leave sys.path alone."""
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text()
+        assert "matplotlib.use(" not in text and "import matplotlib.pyplot" not in text, path
+        assert "sys.path.insert" not in text and "sys.path.append" not in text, path

@@ -32,12 +32,17 @@ def _parse_thresholds(items: list[str]) -> dict[str, float]:
 
 
 def _import_gym_packages(packages: list[str]) -> None:
+    """Import the modules that register extra envs; one that cannot be imported is a ValueError naming it."""
     import importlib
 
-    if packages and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as with `python -m`: modules of the current folder can be named
     for package in packages:
-        importlib.import_module(package)
+        try:
+            importlib.import_module(package)
+        except ModuleNotFoundError as error:
+            raise ValueError(
+                f"--gym-packages: module {package!r} cannot be imported ({error}). Install it, or add its folder to "
+                "PYTHONPATH (PYTHONPATH=. sb3-reinforce benchmark ... for a module of the current folder)."
+            ) from None
 
 
 def _budget(env_id: str, n_timesteps: int | None) -> int:

@@ -70,12 +70,10 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def plot_curves(records: list[dict[str, Any]], env_id: str, threshold: float | None, path: Path) -> None:
     """Evaluation return against steps for every algorithm on ``env_id``: mean and 95% t-interval over seeds."""
-    import matplotlib
+    from matplotlib.figure import Figure  # the object API: no pyplot, no backend switch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     for algo in sorted({r["algo"] for r in records if r["env"] == env_id}):
         runs = runs_of(records, algo, env_id)
         length = min(len(r["eval_returns"]) for r in runs)
@@ -91,17 +89,14 @@ def plot_curves(records: list[dict[str, Any]], env_id: str, threshold: float | N
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def plot_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
     """IQM and optimality gap with their 95% intervals, one row per algorithm."""
-    import matplotlib
+    from matplotlib.figure import Figure  # the object API: no pyplot, no backend switch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(11, 0.7 * len(rows) + 1.5))
+    figure = Figure(figsize=(11, 0.7 * len(rows) + 1.5))
+    axes = figure.subplots(1, 2)
     panels = [("iqm", "iqm_low", "iqm_high", "IQM"), ("optimality_gap", "gap_low", "gap_high", "Optimality gap")]
     for axis, (key, low, high, title) in zip(axes, panels, strict=True):
         for i, row in enumerate(rows):
@@ -116,7 +111,6 @@ def plot_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
         axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def write_report(
