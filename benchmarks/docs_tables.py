@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "docs/*.md"]
 REGION = re.compile(
-    r"(<!-- table from (?P<source>\S+)(?P<options>( [\w=,.-]+)*) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL
+    r"(?P<start><!-- table from (?P<source>\S+)(?P<options>(?: [\w=,.-]+)*) -->\n)(?P<body>.*?)(?P<end><!-- end table -->)",
+    re.DOTALL,
 )
 
 # The shared MuJoCo block as benchmarks/reproduce.sh spells it out
@@ -125,7 +126,7 @@ def render(source: str, options: str = "") -> str:
 
 def update(text: str) -> str:
     """``text`` with every region's body replaced by the rendering of its source."""
-    return REGION.sub(lambda m: m.group(1) + render(m.group("source"), m.group("options")) + m.group(5), text)
+    return REGION.sub(lambda m: m["start"] + render(m["source"], m["options"]) + m["end"], text)
 
 
 def documents() -> list[Path]:

@@ -89,3 +89,19 @@ def test_readme_python_blocks_run(tmp_path):
 
 def test_generated_tables_match_their_result_files():
     assert docs_tables.stale() == []
+
+
+def test_generated_regions_keep_their_markers_and_options(tmp_path, monkeypatch):
+    """A region is re-rendered in place (markers kept, idempotent); `envs=` keeps rows, `by-algorithm` names them."""
+    (tmp_path / "results.md").write_text("| env | algorithm | x |\n| --- | --- | --- |\n| A-v1 | ppo | 1 |\n| B-v1 | ppo | 2 |\n")
+    (tmp_path / "summary.md").write_text("| env | a2c | reinforce |\n| --- | --- | --- |\n| A-v1 | 1 | 2 |\n| IQM | 0.1 | 0.2 |\n")
+    monkeypatch.setattr(docs_tables, "ROOT", tmp_path)
+    text = (
+        "before\n<!-- table from results.md envs=B-v1 -->\nold\n<!-- end table -->\nbetween\n"
+        "<!-- table from summary.md by-algorithm -->\n<!-- end table -->\nafter\n"
+    )
+    updated = docs_tables.update(text)
+    assert updated == docs_tables.update(updated)
+    assert updated.count("<!-- end table -->") == 2 and "old" not in updated and "A-v1 | ppo" not in updated
+    assert "| B-v1 | ppo | 2 |" in updated and updated.endswith("<!-- end table -->\nafter\n")
+    assert "| A2C (zoo) | 1 | 0.1 |" in updated and "| REINFORCE (entry) | 2 | 0.2 |" in updated
