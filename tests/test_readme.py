@@ -93,8 +93,12 @@ def test_generated_tables_match_their_result_files():
 
 def test_generated_regions_keep_their_markers_and_options(tmp_path, monkeypatch):
     """A region is re-rendered in place (markers kept, idempotent); `envs=` keeps rows, `by-algorithm` names them."""
-    (tmp_path / "results.md").write_text("| env | algorithm | x |\n| --- | --- | --- |\n| A-v1 | ppo | 1 |\n| B-v1 | ppo | 2 |\n")
-    (tmp_path / "summary.md").write_text("| env | a2c | reinforce |\n| --- | --- | --- |\n| A-v1 | 1 | 2 |\n| IQM | 0.1 | 0.2 |\n")
+    (tmp_path / "results.md").write_text(
+        "| env | algorithm | x |\n| --- | --- | --- |\n| A-v1 | ppo | 1 |\n| B-v1 | ppo | 2 |\n"
+    )
+    (tmp_path / "summary.md").write_text(
+        "| env | a2c | reinforce |\n| --- | --- | --- |\n| A-v1 | 1 | 2 |\n| IQM | 0.1 | 0.2 |\n"
+    )
     monkeypatch.setattr(docs_tables, "ROOT", tmp_path)
     text = (
         "before\n<!-- table from results.md envs=B-v1 -->\nold\n<!-- end table -->\nbetween\n"
