@@ -11,7 +11,8 @@ and holds the rendering of FILE: a benchmark's ``results.md``/``aggregate.md`` v
 CSV of ``benchmarks/cartpole.py`` as a per-seed table with its summary line. Options after the file name:
 
 - ``envs=A,B``: only the rows of those envs (a per-environment table);
-- ``by-algorithm``: a benchmark's ``summary.md`` turned to one row per algorithm, each named by :data:`NAMES`.
+- ``by-algorithm``: a benchmark's ``summary.md`` turned to one row per algorithm, each named by :data:`NAMES`;
+- ``before=FILE``: a ``benchmarks/throughput.py`` CSV beside an earlier one (the same rows, measured before a change).
 
     python -m benchmarks.docs_tables           # rewrite every region
     python -m benchmarks.docs_tables --check   # exit 1 if a region differs from its file (run by the tests)
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "docs/*.md"]
 REGION = re.compile(
-    r"(?P<start><!-- table from (?P<source>\S+)(?P<options>(?: [\w=,.-]+)*) -->\n)(?P<body>.*?)(?P<end><!-- end table -->)",
+    r"(?P<start><!-- table from (?P<source>\S+)(?P<options>(?: [\w=,./-]+)*) -->\n)(?P<body>.*?)(?P<end><!-- end table -->)",
     re.DOTALL,
 )
 
@@ -109,8 +110,37 @@ def render_cartpole_csv(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_throughput(path: Path, before: Path | None = None) -> str:
+    """``benchmarks/throughput.py --out`` as a table (rate, ratio to the limit, ratio to A2C), beside ``before``'s."""
+
+    def read(csv_path: Path) -> dict[str, dict[str, str]]:
+        with open(csv_path) as file:
+            return {row["run"]: row for row in csv.DictReader(file)}
+
+    def figures(measured: dict[str, str] | None) -> list[str]:
+        if measured is None:
+            return ["", "", ""]
+        rate, limit, a2c = (float(measured[key]) for key in ("steps_per_second", "of_limit", "vs_a2c"))
+        return [f"{rate:,.0f}", f"{limit:.2f}", f"{a2c:.2f}"]
+
+    after, earlier = read(path), read(before) if before else None
+    header = ["run", "steps/s", "of limit", "vs A2C"]
+    if earlier is not None:
+        header = ["run", "before: steps/s", "before: of limit", "before: vs A2C", "after: steps/s", "after: of limit",
+                  "after: vs A2C"]  # fmt: skip
+    lines = [row(header), row(["---"] * len(header))]
+    for run, values in after.items():
+        lines.append(row([run, *(figures(earlier.get(run)) if earlier is not None else []), *figures(values)]))
+    first = next(iter(after.values()))
+    lines += ["", f"Measured {first['date']} on {first['machine']}, {first['env']}, mode {first['mode']}."]
+    return "\n".join(lines) + "\n"
+
+
 def render(source: str, options: str = "") -> str:
     path = ROOT / source
+    if path.name.startswith("throughput"):
+        befores = [option[len("before=") :] for option in options.split() if option.startswith("before=")]
+        return render_throughput(path, ROOT / befores[0] if befores else None)
     if path.suffix == ".csv":
         return render_cartpole_csv(path)
     text = path.read_text()

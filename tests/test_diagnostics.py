@@ -412,3 +412,19 @@ def test_variance_command_rejects_bad_input(tmp_path):
 
     with pytest.raises(SystemExit):
         main(["variance", "--episodes", "0", "--out", str(tmp_path)])
+
+
+def test_episode_chunks_cover_every_step_once_in_whole_episodes():
+    """Groups of whole episodes (interleaved in the batch), within the bounds; a long episode alone, in parts."""
+    rng = np.random.default_rng(0)
+    lengths = [3, 1, 40, 5, 2500, 7, 1, 300, 2]
+    ids = np.repeat(np.arange(len(lengths)), lengths)
+    ids = th.as_tensor(ids[rng.permutation(len(ids))])
+    chunks = scores.episode_chunks(ids, len(lengths))
+    assert sorted(th.cat(chunks).tolist()) == list(range(len(ids)))
+    for chunk in chunks:
+        episodes = th.unique(ids[chunk])
+        assert len(chunk) <= scores.SCORE_CHUNK and len(episodes) * len(chunk) <= max(scores.ROW_STEPS, len(chunk))
+        if len(episodes) > 1:  # whole episodes only
+            assert all(int((ids[chunk] == e).sum()) == lengths[int(e)] for e in episodes)
+    assert sum(bool((ids[chunk] == 4).any()) for chunk in chunks) == 3  # 2500 steps: 1024 + 1024 + 452

@@ -15,6 +15,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from sb3_reinforce import REINFORCE
 from sb3_reinforce.common.callbacks import GradientStatsCallback
 from sb3_reinforce.diagnostics import sample_gradients
+from sb3_reinforce.reinforce import reinforce as reinforce_module
 
 
 class EndlessEnv(gym.Env):
@@ -31,11 +32,17 @@ class EndlessEnv(gym.Env):
         return np.zeros(2, np.float32), 1.0, False, False, {}
 
 
-def test_endless_episodes_in_episode_batches_are_refused():
-    """The rollout stops with an error that names TimeLimit, after at most max(10 * budget, 100,000) steps."""
-    model = REINFORCE("MlpPolicy", make_vec_env(EndlessEnv, n_envs=8), batch_mode="episodes", n_episodes=2)
-    with pytest.raises(RuntimeError, match=r"ran 100008 steps.*2 of its n_episodes=2 episodes have not ended.*TimeLimit"):
-        model.learn(1000)
+@pytest.mark.parametrize("n_envs, n_episodes, rows", [(8, 2, 1000), (2, 5, 3000)])
+def test_endless_episodes_in_episode_batches_are_refused(monkeypatch, n_envs, n_episodes, rows):
+    """
+    The rollout stops with an error that names TimeLimit once each env has run MAX_EPISODE_STEPS (here 1000) steps for
+    each episode it may have to play, whatever the learning budget (a diagnostic's rollout has none).
+    """
+    monkeypatch.setattr(reinforce_module, "MAX_EPISODE_STEPS", 1000)
+    model = REINFORCE("MlpPolicy", make_vec_env(EndlessEnv, n_envs=n_envs), batch_mode="episodes", n_episodes=n_episodes)
+    message = rf"each env ran {rows + 1} steps.*{min(n_envs, n_episodes)} of its n_episodes={n_episodes} .*TimeLimit"
+    with pytest.raises(RuntimeError, match=message):
+        model.learn(10)
 
 
 def test_steps_batches_without_finished_episode_warn():

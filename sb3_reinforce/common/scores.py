@@ -5,9 +5,9 @@ per step, for every episode of a batch at once.
 The per-episode gradient estimate (Williams, 1992; Seita, 2017) is
 ``g_i = sum_{t in episode i} w_t grad log pi(a_t|s_t) (Psi_t - b_t)``: a sum over the episode's steps, so that
 the mean of ``g_i`` over episodes estimates the policy gradient. It is the gradient of ``sum_t W_it log pi(a_t|s_t)``
-with ``W_it`` the step's weight inside episode ``i`` and 0 outside: one forward pass of the batch, then one batched
-backward pass with the rows of ``W`` as output gradients (``torch.autograd.grad(..., is_grads_batched=True)``), never
-one backward pass per step or per episode.
+with ``W_it`` the step's weight inside episode ``i`` and 0 outside: for each group of whole episodes, one forward pass,
+then one batched backward pass with the rows of ``W`` as output gradients
+(``torch.autograd.grad(..., is_grads_batched=True)``), never one backward pass per step or per episode.
 """
 
 import copy
@@ -19,10 +19,12 @@ import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
-from sb3_reinforce.common.utils import batch_length, batch_slice, masking
+from sb3_reinforce.common.utils import batch_slice, masking
 
-# Steps per backward pass: bounds memory at (weight vectors x episodes in the chunk) x number of actor parameters.
+# A backward pass covers whole episodes of at most SCORE_CHUNK steps in all (a longer episode: parts of it), and at most
+# ROW_STEPS (episodes x steps): each row of W costs a backward pass over every step of its chunk.
 SCORE_CHUNK = 1024
+ROW_STEPS = 8192
 
 # parameters_used_by's answers, per policy object and part (they depend on the architecture only)
 _PARAMETER_SPLIT: "weakref.WeakKeyDictionary[ActorCriticPolicy, dict[str, list[str]]]" = weakref.WeakKeyDictionary()
@@ -91,10 +93,8 @@ def episode_gradients(
     params = [named[name] for name in names]
     sums = [{name: th.zeros((n_segments, *named[name].shape), device=named[name].device) for name in names}
             for _ in weights]  # fmt: skip
-    n_steps = batch_length(obs)
     with eval_mode(policy):
-        for start in range(0, n_steps, SCORE_CHUNK):
-            chunk = slice(start, start + SCORE_CHUNK)
+        for chunk in episode_chunks(segment_ids, n_segments):
             masks = None if action_masks is None else action_masks[chunk]
             log_prob = policy.get_distribution(batch_slice(obs, chunk), **masking(masks)).log_prob(actions[chunk])
             # W: one row per (weight vector, episode of the chunk), the weights of that episode's steps
@@ -108,6 +108,22 @@ def episode_gradients(
                     if grad is not None:
                         total[name].index_add_(0, episodes, grad[part])
     return sums
+
+
+def episode_chunks(segment_ids: th.Tensor, n_segments: int) -> list[th.Tensor]:
+    """
+    The steps of a batch (indices), grouped by episode: consecutive episodes as long as the group has at most
+    SCORE_CHUNK steps and (episodes x steps) at most ROW_STEPS; an episode longer than SCORE_CHUNK is cut in parts.
+    """
+    order = th.argsort(segment_ids, stable=True)
+    groups, start, end, steps, episodes = [], 0, 0, 0, 0
+    for length in th.bincount(segment_ids, minlength=n_segments).tolist():
+        if episodes and (steps + length > SCORE_CHUNK or (episodes + 1) * (steps + length) > ROW_STEPS):
+            groups.append(order[start:end])
+            start, steps, episodes = end, 0, 0
+        end, steps, episodes = end + length, steps + length, episodes + 1
+    groups.append(order[start:end])
+    return [group[i : i + SCORE_CHUNK] for group in groups for i in range(0, len(group), SCORE_CHUNK)]
 
 
 def flatten(per_episode: dict[str, th.Tensor]) -> th.Tensor:

@@ -21,8 +21,8 @@ def batch_length(obs: Batch) -> int:
     return len(first)
 
 
-def batch_slice(obs: Batch, part: slice | np.ndarray) -> Batch:
-    """A part of a batch of observations (an array or tensor, or a dict of them)."""
+def batch_slice(obs: Batch, part: Any) -> Batch:
+    """A part of a batch of observations (an array or tensor, or a dict of them), by slice or index array."""
     if isinstance(obs, dict):
         return {key: value[part] for key, value in obs.items()}  # type: ignore[return-value]
     return obs[part]  # type: ignore[return-value]

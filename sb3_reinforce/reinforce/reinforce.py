@@ -29,10 +29,9 @@ SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
 BATCH_MODES = ("steps", "episodes")
 POLICY_STEPS = ("gradient", "natural")
-# A whole-episode rollout whose episodes do not end is stopped with an error after this many times the learning budget
-# of env steps (and never before ROLLOUT_STEPS_FLOOR): an env without a time limit whose policy never ends an episode.
-ROLLOUT_BUDGET_FACTOR = 10
-ROLLOUT_STEPS_FLOOR = 100_000
+# An episode longer than this counts as endless: a whole-episode rollout stops with an error once each env has run this
+# many steps for every episode it may have to play (an env without a time limit whose policy never ends an episode).
+MAX_EPISODE_STEPS = 100_000
 # Saved attributes that name the on-policy algorithm that saved a file (for load's error message)
 _OTHER_ALGORITHMS = {"PPO": {"clip_range"}, "TRPO": {"cg_max_steps"}, "A2C": {"gae_lambda", "vf_coef"}}
 
@@ -352,11 +351,9 @@ class REINFORCE(OnPolicyAlgorithm):
 
         callback.on_rollout_start()
         n_steps = 0
-        max_rollout_steps = (
-            max(ROLLOUT_BUDGET_FACTOR * self._total_timesteps, ROLLOUT_STEPS_FLOOR)
-            if rollout_buffer.whole_episodes
-            else np.inf
-        )
+        # Steps per env after which a whole-episode rollout has an episode that does not end
+        episodes_per_env = -(-rollout_buffer.n_episodes // env.num_envs) if rollout_buffer.whole_episodes else 0  # type: ignore[operator]
+        max_rows = MAX_EPISODE_STEPS * episodes_per_env if rollout_buffer.whole_episodes else np.inf
         while not rollout_buffer.full:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 # Sample a new noise matrix
@@ -385,10 +382,10 @@ class REINFORCE(OnPolicyAlgorithm):
             rollout_buffer.add(self._last_obs, actions, rewards, dones, infos, action_masks)  # type: ignore[arg-type]
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
-            if n_steps * env.num_envs > max_rollout_steps:
+            if n_steps > max_rows:
                 raise RuntimeError(
-                    f"batch_mode='episodes': the rollout ran {n_steps * env.num_envs} steps, far past the budget of "
-                    f"{self._total_timesteps}, and {rollout_buffer.episodes_running} of its n_episodes="
+                    f"batch_mode='episodes': each env ran {n_steps} steps in this rollout, more than {MAX_EPISODE_STEPS} "
+                    f"for each episode it may play, and {rollout_buffer.episodes_running} of its n_episodes="
                     f"{rollout_buffer.n_episodes} episodes have not ended. Wrap the env in gymnasium's TimeLimit "
                     "(max_episode_steps) or use batch_mode='steps'."
                 )
