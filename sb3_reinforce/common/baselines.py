@@ -50,6 +50,8 @@ class Baseline:
     is_constant: ClassVar[bool] = False
     # Whether b is one constant per policy parameter, subtracted from the gradient (gradient_offset), not from Psi_t
     per_parameter: ClassVar[bool] = False
+    # Whether image observations can be used (False: the baseline regresses on the flattened observation)
+    accepts_images: ClassVar[bool] = True
 
     def __init__(self, policy: ActorCriticPolicy) -> None:
         self.policy = policy
@@ -84,6 +86,13 @@ class Baseline:
                 f"baseline={name} subtracts one constant per parameter from the gradient, which cannot be combined "
                 "with normalize_advantage=True (a per-step normalisation of Psi_t - b_t): pass "
                 "normalize_advantage=False, or use a per-step baseline such as 'optimal_scalar'."
+            )
+        subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+        if not cls.accepts_images and any(space is not None and is_image_space(space) for space in subspaces):
+            raise ValueError(
+                f"baseline={name} regresses on the flattened observation, which is not practical for image "
+                f"observations ({observation_space}); allowed here: None, 'mean', 'value', 'optimal', 'optimal_scalar', "
+                "'loo', or a baseline of your own."
             )
         if cls.is_constant and normalize_advantage:
             warnings.warn(
@@ -356,25 +365,7 @@ class LinearFeatureBaseline(Baseline):
         self.reg_coef = reg_coef
         self.coef: np.ndarray | None = None
 
-    @classmethod
-    def check(
-        cls,
-        name: str,
-        batch_mode: str,
-        n_episodes: int,
-        normalize_advantage: bool,
-        observation_space: spaces.Space | None,
-    ) -> None:
-        super().check(name, batch_mode, n_episodes, normalize_advantage, observation_space)
-        if observation_space is None:
-            return
-        subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
-        if any(is_image_space(space) for space in subspaces):
-            raise ValueError(
-                f"baseline={name} regresses on the flattened observation, which is not practical for image "
-                f"observations ({observation_space}); allowed here: None, 'mean', 'value', 'optimal', 'optimal_scalar', "
-                "'loo', or a baseline of your own."
-            )
+    accepts_images = False
 
     @staticmethod
     def features(flat_obs: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
