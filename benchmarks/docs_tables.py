@@ -8,7 +8,8 @@ A generated region is written as
     <!-- end table -->
 
 and holds the rendering of FILE: a benchmark's ``results.md``/``aggregate.md`` verbatim, or a ``cartpole_defaults``
-CSV of ``benchmarks/cartpole.py`` as a per-seed table with its summary line. Options after the file name:
+CSV of ``benchmarks/cartpole.py`` as a per-seed table with its summary line, or a variance study's CSV as its table.
+Options after the file name:
 
 - ``envs=A,B``: only the rows of those envs (a per-environment table);
 - ``by-algorithm``: a benchmark's ``summary.md`` turned to one row per algorithm, each named by :data:`NAMES`;
@@ -23,6 +24,7 @@ import csv
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "docs/*.md"]
@@ -136,8 +138,25 @@ def render_throughput(path: Path, before: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_variance(path: Path) -> str:
+    """A variance study's CSV (``sb3-reinforce variance``) as its table (:func:`sb3_reinforce.variance.format_table`)."""
+    from sb3_reinforce.variance import format_table
+
+    with open(path) as file:
+        rows: list[dict[str, Any]] = []
+        for row in csv.DictReader(file):
+            parsed: dict[str, Any] = dict(row)
+            for key in ("mean_grad_norm", "total_variance", "snr", "deviation_from_reference", "variance_vs_total_none"):
+                parsed[key] = float(row[key])
+            parsed["constant"] = float(row["constant"]) if row["constant"] else None
+            rows.append(parsed)
+    return format_table(rows) + "\n"
+
+
 def render(source: str, options: str = "") -> str:
     path = ROOT / source
+    if path.name.startswith("variance_"):
+        return render_variance(path)
     if path.name.startswith("throughput"):
         befores = [option[len("before=") :] for option in options.split() if option.startswith("before=")]
         return render_throughput(path, ROOT / befores[0] if befores else None)

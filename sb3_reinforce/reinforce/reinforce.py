@@ -1,3 +1,4 @@
+import math
 import numbers
 import warnings
 from collections.abc import Callable
@@ -352,8 +353,8 @@ class REINFORCE(OnPolicyAlgorithm):
         callback.on_rollout_start()
         n_steps = 0
         # Steps per env after which a whole-episode rollout has an episode that does not end
-        episodes_per_env = -(-rollout_buffer.n_episodes // env.num_envs) if rollout_buffer.whole_episodes else 0  # type: ignore[operator]
-        max_rows = MAX_EPISODE_STEPS * episodes_per_env if rollout_buffer.whole_episodes else np.inf
+        n_episodes = rollout_buffer.n_episodes
+        max_rows = math.inf if n_episodes is None else MAX_EPISODE_STEPS * math.ceil(n_episodes / env.num_envs)
         while not rollout_buffer.full:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 # Sample a new noise matrix
