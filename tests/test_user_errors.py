@@ -32,13 +32,13 @@ class EndlessEnv(gym.Env):
         return np.zeros(2, np.float32), 1.0, False, False, {}
 
 
-@pytest.mark.parametrize("n_envs, n_episodes, rows", [(8, 2, 1000), (2, 5, 3000)])
+@pytest.mark.parametrize("n_envs, n_episodes, rows", [(8, 2, 200), (2, 5, 600)])
 def test_endless_episodes_in_episode_batches_are_refused(monkeypatch, n_envs, n_episodes, rows):
     """
-    The rollout stops with an error that names TimeLimit once each env has run MAX_EPISODE_STEPS (here 1000) steps for
+    The rollout stops with an error that names TimeLimit once each env has run MAX_EPISODE_STEPS (here 200) steps for
     each episode it may have to play, whatever the learning budget (a diagnostic's rollout has none).
     """
-    monkeypatch.setattr(reinforce_module, "MAX_EPISODE_STEPS", 1000)
+    monkeypatch.setattr(reinforce_module, "MAX_EPISODE_STEPS", 200)
     model = REINFORCE("MlpPolicy", make_vec_env(EndlessEnv, n_envs=n_envs), batch_mode="episodes", n_episodes=n_episodes)
     message = rf"each env ran {rows + 1} steps.*{min(n_envs, n_episodes)} of its n_episodes={n_episodes} .*TimeLimit"
     with pytest.raises(RuntimeError, match=message):
