@@ -30,7 +30,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_reinforce.common import scores
 from sb3_reinforce.common.baselines import BASELINES, Baseline, ConstantBaseline, ValueBaseline, episode_estimates
-from sb3_reinforce.common.batch import ReinforceBatch, make_batch
+from sb3_reinforce.common.batch import ReinforceBatch, RolloutValues, make_batch
 from sb3_reinforce.common.returns import RETURN_ESTIMATORS, ReturnEstimator
 from sb3_reinforce.diagnostics import EpisodeSample, collect_episodes
 from sb3_reinforce.reinforce.reinforce import REINFORCE
@@ -51,10 +51,16 @@ def combinations(loo_batch: int) -> list[tuple[str, str | None]]:
     return pairs
 
 
-def _batch(model: REINFORCE, sample: EpisodeSample, estimator: ReturnEstimator, baseline: Baseline) -> ReinforceBatch:
-    """The sample's batch with another estimator and baseline (and the value head as it is now)."""
-    values = model._predict_values(sample.rollout, None)
+def _batch(
+    model: REINFORCE, sample: EpisodeSample, estimator: ReturnEstimator, baseline: Baseline, values: RolloutValues
+) -> ReinforceBatch:
+    """The sample's batch with another estimator and baseline, and ``V(s)`` of its episodes."""
     return make_batch(sample.rollout, values, estimator, baseline, False, model.action_space, model.device)
+
+
+def _values(model: REINFORCE, sample: EpisodeSample) -> RolloutValues:
+    """``V(s)`` of the sample's episodes, with the value head as it is now (once per sample, for every pair)."""
+    return model._predict_values(sample.rollout, None)
 
 
 def run_study(
@@ -80,23 +86,25 @@ def run_study(
     pairs = combinations(loo_batch)
     fit = collect_episodes(model, n_fit, progress_bar)
     value = ValueBaseline(model.policy, n_epochs=value_steps, vf_coef=1.0, max_grad_norm=float("inf"))
-    value.fit(_batch(model, fit, estimators["reward_to_go"], value))
+    value.fit(_batch(model, fit, estimators["reward_to_go"], value, _values(model, fit)))
+    fit_values = _values(model, fit)  # with the fitted value head
     baselines: dict[tuple[str, str | None], Baseline] = {}
     for estimator, name in pairs:
         baseline = value if name == "value" else BASELINES[name](model.policy)
         if baseline is not value:
-            baseline.fit(_batch(model, fit, estimators[estimator], baseline))
+            baseline.fit(_batch(model, fit, estimators[estimator], baseline, fit_values))
         baselines[(estimator, name)] = baseline
 
     reference_sample = collect_episodes(model, n_reference, progress_bar)
-    reference_batch = _batch(model, reference_sample, estimators["reward_to_go"], value)
+    reference_batch = _batch(model, reference_sample, estimators["reward_to_go"], value, _values(model, reference_sample))
     (reference,) = episode_estimates(model.policy, reference_batch, [reference_batch.advantages], [value])
     reference_mean = scores.flatten(reference).mean(dim=0)
 
     per_pair: list[list[th.Tensor]] = [[] for _ in pairs]
     for start in range(0, n_episodes, loo_batch):
         test = collect_episodes(model, min(loo_batch, n_episodes - start))
-        batches = [_batch(model, test, estimators[e], baselines[(e, b)]) for e, b in pairs]
+        test_values = _values(model, test)
+        batches = [_batch(model, test, estimators[e], baselines[(e, b)], test_values) for e, b in pairs]
         estimates = episode_estimates(
             model.policy, batches[0], [batch.advantages for batch in batches], [baselines[pair] for pair in pairs]
         )

@@ -48,6 +48,12 @@ class Rollout(NamedTuple):
         """Observations of the given (row, env) pairs, as one flat batch."""
         return batch_slice(self.observations, (rows, envs))  # type: ignore[arg-type]
 
+    def flat_observations(self) -> Observations:
+        """Every stored observation, time-major ``(n_rows * n_envs, ...)``, as a view."""
+        if isinstance(self.observations, dict):
+            return {key: value.reshape(-1, *value.shape[2:]) for key, value in self.observations.items()}
+        return self.observations.reshape(-1, *self.observations.shape[2:])
+
 
 class ReinforceRolloutBuffer(BaseBuffer):
     """

@@ -417,9 +417,12 @@ class REINFORCE(OnPolicyAlgorithm):
         of the episodes the rollout cuts) and of the terminal observations of time-limit truncations, with the policy
         that generated the rollout: one batched pass after the rollout, as the loop runs the actor only.
         """
-        values = np.zeros(rollout.dones.shape)
-        rows, envs = np.nonzero(rollout.in_batch)
-        values[rows, envs] = predict_values(self.policy, rollout.observations_at(rows, envs))
+        if rollout.whole_episodes:  # only the batch's episodes: each is complete, so no other V enters their returns
+            values = np.zeros(rollout.dones.shape)
+            rows, envs = np.nonzero(rollout.in_batch)
+            values[rows, envs] = predict_values(self.policy, rollout.observations_at(rows, envs))
+        else:  # every step, through a view of the stored observations (no copy)
+            values = predict_values(self.policy, rollout.flat_observations()).reshape(rollout.dones.shape)
         terminal = [truncation.terminal_observation for truncation in rollout.truncations]
         return RolloutValues(
             values=values,
